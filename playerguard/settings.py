@@ -1,0 +1,50 @@
+"""One typed settings object: explicit argument, then `PLAYERGUARD_*` environment variable, then default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where playerguard keeps its state and which backend each port uses.
+
+    Unknown keys are rejected, so a typo in a setting is an error rather than a silent default.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="PLAYERGUARD_", extra="forbid", frozen=True)
+
+    home: Path = Field(default=Path(".playerguard"), description="Directory holding all local state.")
+    backend: Literal["local", "aws"] = "local"
+
+    # AWS lake and SQL engine
+    region: str | None = None
+    lake_s3_uri: str | None = Field(default=None, description="s3://bucket/prefix of the event lake.")
+    glue_database: str = "playerguard"
+    athena_workgroup: str = "primary"
+    athena_output_s3_uri: str | None = None
+
+    # Experiment tracking
+    mlflow_tracking_uri: str | None = None
+
+    # Scoring endpoint and notifications
+    endpoint_url: str | None = None
+    endpoint_name: str = "playerguard"
+    sns_topic_arn: str | None = None
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.home / "lake"
+
+    @property
+    def ground_truth_path(self) -> Path:
+        return self.home / "ground_truth.parquet"
+
+    @property
+    def tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{self.home.resolve() / 'mlflow.db'}"
