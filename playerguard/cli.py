@@ -1,0 +1,108 @@
+"""The `playerguard` command. Sub-commands live beside the code they drive; this module only mounts them."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from playerguard.errors import PlayerguardError
+
+app = typer.Typer(
+    name="playerguard",
+    help="Find inhuman play, churn risk and purchase propensity in game telemetry, locally or on AWS.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# (module, attribute, name): typer sub-apps mounted if their module exists in this build.
+_SUB_APPS: tuple[tuple[str, str, str], ...] = (
+    ("playerguard.features.lake_commands", "lake_app", "lake"),
+    ("playerguard.features.commands", "app", "features"),
+    ("playerguard.training.commands", "models_app", "models"),
+    ("playerguard.inference.stream_commands", "stream_app", "stream"),
+    ("playerguard.inference.stream_commands", "flags_app", "flags"),
+    ("playerguard.pipelines.commands", "pipeline_app", "pipeline"),
+    ("playerguard.pipelines.source_commands", "source_app", "source"),
+)
+# (module, attribute, name): plain commands.
+_COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("playerguard.features.lake_commands", "ingest_command", "ingest"),
+    ("playerguard.training.commands", "train_command", "train"),
+    ("playerguard.training.commands", "score_command", "score"),
+    ("playerguard.inference.serve_commands", "serve", "serve"),
+    ("playerguard.inference.serve_commands", "deploy", "deploy"),
+    ("playerguard.inference.serve_commands", "undeploy", "undeploy"),
+)
+
+
+def _optional(module: str, attribute: str) -> object | None:
+    try:
+        return getattr(importlib.import_module(module), attribute)
+    except (ModuleNotFoundError, AttributeError):
+        return None
+
+
+def _mount() -> None:
+    for module, attribute, name in _SUB_APPS:
+        sub_app = _optional(module, attribute)
+        if sub_app is not None:
+            app.add_typer(sub_app, name=name)
+    for module, attribute, name in _COMMANDS:
+        command = _optional(module, attribute)
+        if command is not None:
+            app.command(name)(command)
+
+
+@app.command()
+def simulate(
+    players: Annotated[int, typer.Option(help="Number of players to simulate.")] = 2000,
+    days: Annotated[int, typer.Option(help="Number of days of play.")] = 60,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same game.")] = 7,
+) -> None:
+    """Simulate a game with known cheaters, bots, churners and buyers, and write it into the lake."""
+    from playerguard.features.simulation_io import write_simulation
+    from playerguard.settings import Settings
+
+    summary = write_simulation(Settings(), players=players, days=days, seed=seed)
+    typer.echo(summary)
+
+
+@app.command()
+def demo(
+    players: Annotated[int, typer.Option(help="Number of players to simulate.")] = 2000,
+    days: Annotated[int, typer.Option(help="Number of days of play.")] = 60,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    home: Annotated[Path | None, typer.Option(help="State directory (default: PLAYERGUARD_HOME or ./.playerguard).")] = None,
+) -> None:
+    """Run the whole loop on this machine, from nothing: simulate, build the lake, and report."""
+    from playerguard.pipelines.demo import run_demo
+
+    run_demo(players=players, days=days, seed=seed, home=home)
+
+
+def main() -> None:
+    """Entry point: run the app, turning user errors into one line on stderr and exit code 2."""
+    _mount()
+    try:
+        app(standalone_mode=False)
+    except PlayerguardError as error:
+        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as error:  # click's usage errors are already rendered by click
+        import click
+
+        if isinstance(error, click.exceptions.ClickException):
+            error.show()
+            sys.exit(error.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()
