@@ -1,0 +1,291 @@
+"""Model bundles: the champions, the feature definitions and the policy in one checksummed directory
+(or `model.tar.gz` of it), which the scoring endpoint and the stream load.
+
+Layout: `manifest.json`, `features.yaml`, `policy.yaml`, `models/<name>/...`. The manifest records a
+sha256 per file; `load_bundle` refuses a bundle whose files do not match it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from playerguard import __version__
+from playerguard.errors import ConfigError, DataError
+from playerguard.inference.policy import Policy, default_policy_path
+from playerguard.settings import Settings
+from playerguard.training.base import ScoringModel, check_model_name, class_path, load_model
+
+FORMAT_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+FEATURES_FILE = "features.yaml"
+POLICY_FILE = "policy.yaml"
+MODELS_DIR = "models"
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A saved model to put into a bundle, with its registry identity when it has one."""
+
+    model: str
+    directory: Path
+    version: str | None = None
+    registered_name: str | None = None
+    run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A loaded, verified bundle: models ready to score, the policy, and the manifest."""
+
+    path: Path
+    manifest: dict[str, Any]
+    models: dict[str, ScoringModel]
+    policy: Policy
+
+    @property
+    def versions(self) -> dict[str, str]:
+        return {name: entry["version"] for name, entry in self.manifest["models"].items()}
+
+    @property
+    def thresholds(self) -> dict[str, float | None]:
+        return {name: entry["threshold"] for name, entry in self.manifest["models"].items()}
+
+    @property
+    def feature_set_name(self) -> str:
+        return self.manifest["feature_set"]["name"]
+
+    @property
+    def feature_set_hash(self) -> str:
+        return self.manifest["feature_set"]["hash"]
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _file_hashes(directory: Path) -> dict[str, str]:
+    return {
+        path.relative_to(directory).as_posix(): sha256_file(path)
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
+
+
+def _resolve_feature_set(feature_set: Any) -> Any:
+    """A FeatureSet (anything with name, hash and path) from a name, a path or a FeatureSet."""
+    if all(hasattr(feature_set, attribute) for attribute in ("name", "hash", "path")):
+        return feature_set
+    from playerguard.features.api import load_feature_set
+
+    return load_feature_set(feature_set)
+
+
+def _check_policy(policy: Policy, thresholds: Mapping[str, float | None]) -> None:
+    for model, threshold in thresholds.items():
+        if threshold is None and policy.uses_model_threshold(model):
+            raise ConfigError(
+                f"{policy.source}: a {model} rule uses threshold 'model', but the bundled {model} model has none"
+            )
+
+
+def _prepare_directory(directory: Path) -> Path:
+    directory = Path(directory)
+    if directory.exists() and any(directory.iterdir()):
+        raise DataError(f"cannot write a bundle into {directory}: the directory is not empty")
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def write_bundle(
+    directory: Path, sources: Iterable[ModelSource], *, feature_set: Any, policy_path: Path | None = None
+) -> Path:
+    """Write a bundle of `sources` into `directory` (new or empty); returns the directory.
+
+    Every model is loaded once to check it works and to read its threshold. A model without a registry
+    version gets `unregistered-<sha256 prefix of its files>`, so its version still identifies its content.
+    """
+    sources = list(sources)
+    if not sources:
+        raise DataError("no models to bundle (train and register some first)")
+    feature_set = _resolve_feature_set(feature_set)
+    if feature_set.path is None:
+        raise ConfigError(
+            f"feature set {feature_set.name!r} was not loaded from a file; a bundle ships its file"
+        )
+    policy_source = Path(policy_path) if policy_path is not None else default_policy_path()
+    policy = Policy.from_yaml(policy_source)
+    thresholds: dict[str, float | None] = {}
+    for source in sources:
+        name = check_model_name(source.model)
+        if name in thresholds:
+            raise DataError(f"the bundle lists the {name} model twice")
+        threshold = getattr(load_model(name, source.directory), "threshold_", None)
+        thresholds[name] = None if threshold is None else float(threshold)
+    _check_policy(policy, thresholds)
+
+    directory = _prepare_directory(directory)
+    entries: dict[str, dict[str, Any]] = {}
+    for source in sources:
+        target = directory / MODELS_DIR / source.model
+        shutil.copytree(source.directory, target)
+        files = _file_hashes(target)
+        content = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+        entries[source.model] = {
+            "registered_name": source.registered_name,
+            "version": source.version or f"unregistered-{content[:12]}",
+            "run_id": source.run_id,
+            "class": class_path(source.model),
+            "threshold": thresholds[source.model],
+            "files": files,
+        }
+    shutil.copyfile(feature_set.path, directory / FEATURES_FILE)
+    shutil.copyfile(policy_source, directory / POLICY_FILE)
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "created_at": datetime.now(UTC).isoformat(),
+        "playerguard_version": __version__,
+        "feature_set": {"name": feature_set.name, "hash": feature_set.hash},
+        "files": {name: sha256_file(directory / name) for name in (FEATURES_FILE, POLICY_FILE)},
+        "models": entries,
+    }
+    (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
+    return directory
+
+
+def build_bundle(
+    settings: Settings, directory: Path, *, feature_set: Any, policy_path: Path | None = None
+) -> Path:
+    """Bundle the registry's current champions (models without one are left out) into `directory`."""
+    from playerguard.training.tracking import download_champions
+
+    with tempfile.TemporaryDirectory() as scratch:
+        champions = download_champions(settings, Path(scratch))
+        sources = [
+            ModelSource(files.model, files.directory, files.version, files.registered_name, files.run_id)
+            for files in champions.values()
+        ]
+        if not sources:
+            raise DataError(f"no champion models in the registry at {settings.tracking_uri}; train first")
+        return write_bundle(directory, sources, feature_set=feature_set, policy_path=policy_path)
+
+
+def _verify(directory: Path, manifest: Mapping[str, Any]) -> None:
+    expected = dict(manifest["files"])
+    for name, entry in manifest["models"].items():
+        check_model_name(name)
+        expected.update({f"{MODELS_DIR}/{name}/{path}": digest for path, digest in entry["files"].items()})
+    for relative, digest in expected.items():
+        parts = PurePosixPath(relative)
+        if parts.is_absolute() or ".." in parts.parts:
+            raise DataError(f"bundle {directory}: manifest lists a path outside the bundle: {relative!r}")
+        path = directory / relative
+        if not path.is_file():
+            raise DataError(f"bundle {directory} is missing {relative}, which its manifest lists")
+        if sha256_file(path) != digest:
+            raise DataError(
+                f"bundle file {relative} does not match its manifest checksum (modified or corrupted)"
+            )
+    models_dir = directory / MODELS_DIR
+    present = {p.relative_to(directory).as_posix() for p in models_dir.rglob("*") if p.is_file()}
+    unexpected = sorted(present - set(expected))
+    if unexpected:
+        raise DataError(f"bundle {directory} has a file its manifest does not list: {unexpected[0]}")
+
+
+def _load_directory(directory: Path, shown_as: Path) -> Bundle:
+    try:
+        manifest = json.loads((directory / MANIFEST_FILE).read_text())
+    except FileNotFoundError:
+        raise DataError(f"{shown_as} is not a model bundle (no {MANIFEST_FILE})") from None
+    except ValueError as error:
+        raise DataError(f"{shown_as}: {MANIFEST_FILE} is not valid JSON ({error})") from None
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise DataError(f"{shown_as}: unsupported bundle format {manifest.get('format_version')!r}")
+    _verify(directory, manifest)
+    models: dict[str, ScoringModel] = {}
+    for name, entry in manifest["models"].items():
+        check_model_name(name)
+        if entry["class"] != class_path(name):
+            raise DataError(
+                f"{shown_as}: model {name} names class {entry['class']}, expected {class_path(name)}"
+            )
+        models[name] = load_model(name, directory / MODELS_DIR / name)
+    policy = Policy.from_yaml(directory / POLICY_FILE)
+    _check_policy(policy, {name: entry["threshold"] for name, entry in manifest["models"].items()})
+    return Bundle(path=shown_as, manifest=manifest, models=models, policy=policy)
+
+
+def load_bundle(path: Path) -> Bundle:
+    """Load and verify a bundle directory or `.tar.gz`; DataError on a missing or tampered file."""
+    path = Path(path)
+    if path.is_dir():
+        return _load_directory(path, path)
+    if not path.is_file():
+        raise DataError(f"no model bundle at {path}")
+    with tempfile.TemporaryDirectory() as scratch:
+        unpack_bundle(path, Path(scratch))
+        return _load_directory(Path(scratch), path)  # models are read into memory before scratch goes
+
+
+def _normalised(member: tarfile.TarInfo) -> tarfile.TarInfo:
+    # Owner and time say nothing about the bundle; leaving them out makes the same bundle pack to the same bytes.
+    member.uid = member.gid = 0
+    member.uname = member.gname = ""
+    member.mtime = 0
+    return member
+
+
+def pack_bundle(directory: Path, out_tar: Path) -> Path:
+    """Pack a bundle directory into a gzip tarball (members at its root, as SageMaker expects)."""
+    directory, out_tar = Path(directory), Path(out_tar)
+    if not (directory / MANIFEST_FILE).is_file():
+        raise DataError(f"{directory} is not a model bundle (no {MANIFEST_FILE})")
+    if out_tar.resolve().is_relative_to(directory.resolve()):
+        raise DataError(f"cannot write {out_tar} inside the bundle it packs")
+    out_tar.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        open(out_tar, "wb") as raw,
+        gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as compressed,
+        tarfile.open(fileobj=compressed, mode="w", format=tarfile.PAX_FORMAT) as archive,
+    ):
+        for path in sorted(directory.rglob("*")):
+            if path.is_file():
+                archive.add(path, arcname=path.relative_to(directory).as_posix(), filter=_normalised)
+    return out_tar
+
+
+def _check_member(member: tarfile.TarInfo, tar: Path) -> None:
+    name = PurePosixPath(member.name)
+    if name.is_absolute() or ".." in name.parts or "\\" in member.name:
+        raise DataError(f"{tar}: refusing archive member {member.name!r} (absolute path or '..')")
+    if not (member.isfile() or member.isdir()):
+        raise DataError(f"{tar}: refusing archive member {member.name!r} (not a regular file or directory)")
+
+
+def unpack_bundle(tar: Path, directory: Path) -> Path:
+    """Extract a bundle tarball into `directory`, refusing absolute paths, '..' and links."""
+    tar, directory = Path(tar), Path(directory)
+    try:
+        with tarfile.open(tar, "r:*") as archive:
+            members = archive.getmembers()
+            for member in members:
+                _check_member(member, tar)
+            directory.mkdir(parents=True, exist_ok=True)
+            archive.extractall(directory, members=members, filter="data")
+    except (tarfile.TarError, OSError) as error:
+        raise DataError(f"cannot unpack bundle archive {tar}: {error}") from None
+    return directory

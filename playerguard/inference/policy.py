@@ -1,0 +1,194 @@
+"""The flag policy: per model, ordered score thresholds → action and severity, with a cooldown per action.
+
+Rules of a model are tried in order; the first whose threshold the score reaches decides the action.
+A threshold is a number in [0, 1] or `model`: the model's own threshold from its bundle manifest.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from playerguard.errors import ConfigError
+
+ACTIONS: tuple[str, ...] = ("review", "account_action", "retention_offer", "purchase_offer")
+SEVERITIES: tuple[str, ...] = ("low", "medium", "high")
+POLICY_MODELS: tuple[str, ...] = ("inhuman_play", "churn", "purchase")
+MODEL_THRESHOLD = "model"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNITS = {"": "seconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(value: Any, where: str = "duration") -> timedelta:
+    """A duration from seconds (number) or text such as `90s`, `30m`, `12h`, `7d`, `2w`."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{where} must be a duration such as 7d, 12h or 30m, got {value!r}")
+    if isinstance(value, int | float) and value >= 0:
+        return timedelta(seconds=float(value))
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise ConfigError(f"{where} must be a duration such as 7d, 12h or 30m, got {value!r}")
+    return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Score ≥ threshold (a number, or "model" for the model's own threshold) → action with a severity."""
+
+    threshold: float | str
+    action: str
+    severity: str
+    cooldown: timedelta
+
+    def resolve(self, model_threshold: float | None, model: str) -> float:
+        if self.threshold != MODEL_THRESHOLD:
+            return float(self.threshold)
+        if model_threshold is None:
+            raise ConfigError(
+                f"the policy's {model} rule uses threshold 'model', but the {model} model has no threshold"
+            )
+        return float(model_threshold)
+
+
+def _check_keys(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
+
+
+def _parse_rule(data: Any, where: str, default_cooldown: timedelta) -> Rule:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where} must be a mapping with threshold, action and severity")
+    _check_keys(data, {"threshold", "action", "severity", "cooldown"}, where)
+    for key in ("threshold", "action", "severity"):
+        if key not in data:
+            raise ConfigError(f"{where} has no {key}")
+    threshold = data["threshold"]
+    numeric = isinstance(threshold, int | float) and not isinstance(threshold, bool)
+    if threshold != MODEL_THRESHOLD and not (numeric and 0 <= threshold <= 1):
+        raise ConfigError(f"{where}.threshold must be a number in [0, 1] or 'model', got {threshold!r}")
+    if data["action"] not in ACTIONS:
+        raise ConfigError(f"{where}.action must be one of {', '.join(ACTIONS)}, got {data['action']!r}")
+    if data["severity"] not in SEVERITIES:
+        raise ConfigError(
+            f"{where}.severity must be one of {', '.join(SEVERITIES)}, got {data['severity']!r}"
+        )
+    cooldown = (
+        parse_duration(data["cooldown"], f"{where}.cooldown") if "cooldown" in data else default_cooldown
+    )
+    return Rule(float(threshold) if numeric else threshold, data["action"], data["severity"], cooldown)
+
+
+def _parse_model(data: Any, where: str) -> tuple[Rule, ...]:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where} must be a mapping with rules (and an optional cooldown)")
+    _check_keys(data, {"rules", "cooldown"}, where)
+    cooldown = parse_duration(data.get("cooldown", 0), f"{where}.cooldown")
+    raw_rules = data.get("rules")
+    if not isinstance(raw_rules, list) or not raw_rules:
+        raise ConfigError(f"{where}.rules must be a non-empty list")
+    rules = tuple(_parse_rule(rule, f"{where}.rules[{i}]", cooldown) for i, rule in enumerate(raw_rules))
+    numeric = [(i, r.threshold) for i, r in enumerate(rules) if r.threshold != MODEL_THRESHOLD]
+    for (_, earlier), (i, later) in itertools.pairwise(numeric):
+        if later >= earlier:
+            raise ConfigError(
+                f"{where}.rules[{i}] can never fire: its threshold {later:g} is not below an earlier one "
+                f"({earlier:g}); list rules from the highest threshold down"
+            )
+    return rules
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Rules per model, parsed and validated; see the module docstring."""
+
+    rules: Mapping[str, tuple[Rule, ...]]
+    source: str = "policy"
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "policy") -> Policy:
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{source}: the policy must be a mapping with 'models'")
+        _check_keys(data, {"version", "models"}, source)
+        if data.get("version", 1) != 1:
+            raise ConfigError(f"{source}: unsupported policy version {data.get('version')!r} (expected 1)")
+        models = data.get("models")
+        if not isinstance(models, Mapping):
+            raise ConfigError(f"{source}: 'models' must be a mapping of model name to rules")
+        for name in models:
+            if name not in POLICY_MODELS:
+                raise ConfigError(f"{source}: unknown model {name!r} (expected {', '.join(POLICY_MODELS)})")
+        return cls(
+            {name: _parse_model(spec, f"{source}: models.{name}") for name, spec in models.items()}, source
+        )
+
+    @classmethod
+    def from_yaml(cls, path: Path) -> Policy:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as error:
+            raise ConfigError(f"cannot read policy {path}: {error.strerror or error}") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            line = f" at line {mark.line + 1}" if mark is not None else ""
+            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+            raise ConfigError(f"{path}: invalid YAML{line}: {problem}") from None
+        return cls.from_dict(data, str(path))
+
+    def uses_model_threshold(self, model: str) -> bool:
+        return any(rule.threshold == MODEL_THRESHOLD for rule in self.rules.get(model, ()))
+
+    def decide(
+        self, model: str, scores: np.ndarray, model_threshold: float | None = None
+    ) -> list[dict | None]:
+        """Per score, the action dict {model, action, score, threshold, severity} of the first rule it
+        reaches, or None. Vectorised over the scores."""
+        scores = np.asarray(scores, dtype="float64")
+        rules = self.rules.get(model, ())
+        thresholds = [rule.resolve(model_threshold, model) for rule in rules]
+        chosen = np.full(scores.shape, -1)
+        for index, threshold in enumerate(thresholds):
+            chosen[(chosen < 0) & (scores >= threshold)] = index
+        actions: list[dict | None] = []
+        for score, index in zip(scores.tolist(), chosen.tolist(), strict=True):
+            if index < 0:
+                actions.append(None)
+                continue
+            rule = rules[index]
+            actions.append(
+                {
+                    "model": model,
+                    "action": rule.action,
+                    "score": score,
+                    "threshold": thresholds[index],
+                    "severity": rule.severity,
+                }
+            )
+        return actions
+
+    def cooldown(self, model: str, action: str) -> timedelta:
+        """How long after taking `action` for `model` on a player the stream waits before repeating it."""
+        cooldowns = [rule.cooldown for rule in self.rules.get(model, ()) if rule.action == action]
+        return max(cooldowns, default=timedelta(0))
+
+
+def default_policy_path() -> Path:
+    """The policy shipped with playerguard."""
+    return Path(str(resources.files("playerguard.inference").joinpath("default_policy.yaml")))
+
+
+def load_policy(path: Path | None = None) -> Policy:
+    """The policy at `path`, or the default policy."""
+    return Policy.from_yaml(Path(path) if path is not None else default_policy_path())
