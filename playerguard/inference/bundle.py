@@ -51,6 +51,7 @@ class Bundle:
     manifest: dict[str, Any]
     models: dict[str, ScoringModel]
     policy: Policy
+    feature_set: Any = None
 
     @property
     def versions(self) -> dict[str, str]:
@@ -226,7 +227,10 @@ def _load_directory(directory: Path, shown_as: Path) -> Bundle:
         models[name] = load_model(name, directory / MODELS_DIR / name)
     policy = Policy.from_yaml(directory / POLICY_FILE)
     _check_policy(policy, {name: entry["threshold"] for name, entry in manifest["models"].items()})
-    return Bundle(path=shown_as, manifest=manifest, models=models, policy=policy)
+    from playerguard.features.spec import load_feature_set
+
+    feature_set = load_feature_set(directory / FEATURES_FILE)
+    return Bundle(path=shown_as, manifest=manifest, models=models, policy=policy, feature_set=feature_set)
 
 
 def load_bundle(path: Path) -> Bundle:
