@@ -63,12 +63,13 @@ def simulate(
     players: Annotated[int, typer.Option(help="Number of players to simulate.")] = 2000,
     days: Annotated[int, typer.Option(help="Number of days of play.")] = 60,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same game.")] = 7,
+    replace: Annotated[bool, typer.Option(help="Clear the local lake and ground truth first.")] = False,
 ) -> None:
     """Simulate a game with known cheaters, bots, churners and buyers, and write it into the lake."""
     from playerguard.features.simulation_io import write_simulation
     from playerguard.settings import Settings
 
-    summary = write_simulation(Settings(), players=players, days=days, seed=seed)
+    summary = write_simulation(Settings(), players=players, days=days, seed=seed, replace=replace)
     typer.echo(summary)
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 
 import pyarrow.compute as pc
 
+from playerguard.errors import DataError
 from playerguard.features.lake import LocalLake, open_lake
 from playerguard.settings import Settings
 
@@ -27,14 +29,27 @@ class SimulationSummary:
         )
 
 
-def write_simulation(settings: Settings, *, players: int, days: int, seed: int) -> SimulationSummary:
-    """Simulate a game and append it to the lake the settings point at."""
+def write_simulation(
+    settings: Settings, *, players: int, days: int, seed: int, replace: bool = False
+) -> SimulationSummary:
+    """Simulate a game and write it into the lake the settings point at.
+
+    Simulated ids repeat across runs, so a second game would half-merge with the first: a lake that already
+    holds events is refused unless `replace` (local lake only) clears it first.
+    """
     from playerguard.features.simulator import simulate
 
-    game = simulate(players=players, days=days, seed=seed)
     lake = open_lake(settings)
     if isinstance(lake, LocalLake):
+        if lake.has_events() and not replace:
+            raise DataError(
+                f"the lake at {lake.root} already holds events; pass --replace to start a new simulated game"
+            )
+        if replace:
+            shutil.rmtree(lake.root, ignore_errors=True)
+            settings.ground_truth_path.unlink(missing_ok=True)
         lake.root.mkdir(parents=True, exist_ok=True)
+    game = simulate(players=players, days=days, seed=seed)
     result = lake.append_table(game.events)
     settings.home.mkdir(parents=True, exist_ok=True)
     game.ground_truth.to_parquet(settings.ground_truth_path, index=False)

@@ -16,5 +16,5 @@ def run_demo(*, players: int, days: int, seed: int, home: Path | None = None) ->
     console = Console()
     settings = Settings(home=home) if home else Settings()
     with console.status(f"simulating {players:,} players over {days} days"):
-        summary = write_simulation(settings, players=players, days=days, seed=seed)
+        summary = write_simulation(settings, players=players, days=days, seed=seed, replace=True)
     console.print(f"[bold]1. lake[/bold]  {summary}")
