@@ -1,0 +1,398 @@
+"""The inhuman-play model: cheaters and bots, from rules, an unsupervised detector and, with labels, XGBoost.
+
+Studios rarely have enough confirmed cheaters to train on, so the model combines three parts:
+
+- rules against human limits (`playerguard.training.rules`), each a named reason; rules on features
+  absent from the data are skipped, so one configuration serves every game;
+- an unsupervised detector fitted on the population without labels (`inhuman_detectors`): by default a
+  per-feature tail score in each feature's suspicious direction, or an IsolationForest;
+- when there are labels (at least `min_positives` cheaters and as many legitimate players), an XGBoost
+  classifier with TreeSHAP reasons.
+
+Only rows with the minimum evidence (`min_evidence`, default one match in the window) are judged: a player
+who did not play shows nothing to judge and scores 0. Such rows are left out of fitting too.
+
+With labels ("supervised" mode), a non-negative logistic stacker over [XGBoost log-odds, detector
+percentile log-odds, rules fired] is fitted on out-of-fold inputs (folds grouped by `group_column`), so
+the score is a calibrated probability; a second round of cross-fitting gives out-of-fold combined scores,
+from which `fpr_table_` and `threshold_` (the lowest score keeping the false positive rate among
+legitimate players at `target_fpr`) are read. Known cheaters are left out of the detector's reference
+population. The rules' weight is pulled towards log(`rule_odds`), since rules rarely fire in training data.
+
+Without labels ("unsupervised" mode), the score is the row's percentile p among the reference population
+under the detector; each fired rule moves it to 1 − (1 − p)·target_fpr/2, so a rule breaker is always
+flagged. It is not a calibrated probability of cheating (no labels to calibrate on). The threshold is the
+(1 − target_fpr) quantile of p over the population rows that break no rule, presumed legitimate: it
+holds the false positive rate at the target only if nearly all of them play fair. `fpr_table_` then
+reads as flag rates of that population.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+from scipy.special import expit
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+from playerguard.errors import ConfigError, DataError
+from playerguard.training.base import feature_columns, select_features
+from playerguard.training.inhuman_calibration import PopulationPercentile, Stacker, fpr_table
+from playerguard.training.inhuman_data import (
+    canonical_order,
+    check_evidence,
+    group_codes,
+    has_evidence,
+    labels_array,
+)
+from playerguard.training.inhuman_detectors import check_directions, detector_from_state, make_detector
+from playerguard.training.inhuman_explain import detector_reasons, shap_reasons
+from playerguard.training.metrics import threshold_at_fpr
+from playerguard.training.rules import applicable_rules, fired_matrix, parse_rules, rules_config
+
+FORMAT_VERSION = 1
+STATE_FILE = "model.json"
+BOOSTER_FILE = "booster.ubj"
+
+# The suspicious direction of each default (simulator) feature the detector looks at.
+DEFAULT_DIRECTIONS: dict[str, str] = {
+    "accuracy_28d": "high",
+    "headshot_rate_28d": "high",
+    "kd_ratio_28d": "high",
+    "reaction_ms_p50_28d": "low",
+    "reaction_ms_p10_28d": "low",
+    "aim_speed_p90_28d": "high",
+    "session_gap_cv_28d": "low",
+}
+DEFAULT_MIN_EVIDENCE: dict[str, float] = {"matches_28d": 1.0}
+
+
+class InhumanPlayModel:
+    """Hybrid cheat and bot detector; see the module docstring for how the parts combine.
+
+    `rules`: a rule config (mapping, YAML text or path; None = DEFAULT_RULES). `directions`: feature →
+    "high" | "low" | "both"; the detector looks only at these features (those present), or at every
+    feature, both tails, when none is present. `detector`: "tail" or "isolation_forest". `min_evidence`:
+    feature → minimum a row needs to be judged (features absent from the data are ignored). The XGBoost
+    hyperparameters are fixed up front, not tuned on the data they are judged on. `n_jobs` defaults to
+    one thread: per-player frames are small, and on shared machines more threads made XGBoost slower.
+    """
+
+    name: ClassVar[str] = "inhuman_play"
+
+    _PARAM_NAMES: ClassVar[tuple[str, ...]] = (
+        "rules", "directions", "detector", "min_evidence", "target_fpr", "min_positives", "cv_folds",
+        "group_column", "rule_odds", "n_estimators", "max_depth", "learning_rate", "subsample",
+        "colsample_bytree", "min_child_weight", "reg_lambda", "random_state", "n_jobs",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        *,
+        rules: Mapping[str, Any] | str | Path | None = None,
+        directions: Mapping[str, str] | None = None,
+        detector: str = "tail",
+        min_evidence: Mapping[str, float] | None = None,
+        target_fpr: float = 0.01,
+        min_positives: int = 20,
+        cv_folds: int = 5,
+        group_column: str | None = "player_id",
+        rule_odds: float = 10.0,
+        n_estimators: int = 300,
+        max_depth: int = 3,
+        learning_rate: float = 0.05,
+        subsample: float = 0.8,
+        colsample_bytree: float = 0.8,
+        min_child_weight: float = 1.0,
+        reg_lambda: float = 1.0,
+        random_state: int = 0,
+        n_jobs: int | None = 1,
+    ) -> None:
+        self.rules = rules
+        self.directions = directions
+        self.detector = detector
+        self.min_evidence = min_evidence
+        self.target_fpr = target_fpr
+        self.min_positives = min_positives
+        self.cv_folds = cv_folds
+        self.group_column = group_column
+        self.rule_odds = rule_odds
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.learning_rate = learning_rate
+        self.subsample = subsample
+        self.colsample_bytree = colsample_bytree
+        self.min_child_weight = min_child_weight
+        self.reg_lambda = reg_lambda
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor parameters, JSON-serialisable (rules in their mapping form)."""
+        params = {name: getattr(self, name) for name in self._PARAM_NAMES}
+        params["rules"] = rules_config(parse_rules(self.rules))
+        for name in ("directions", "min_evidence"):
+            params[name] = None if params[name] is None else dict(params[name])
+        return params
+
+    # ---- fitting -------------------------------------------------------------------------------------
+
+    def _check_params(self) -> None:
+        if not 0 < self.target_fpr < 1:
+            raise ConfigError(f"target_fpr must be between 0 and 1, got {self.target_fpr}")
+        if self.cv_folds < 2:
+            raise ConfigError(f"cv_folds must be at least 2, got {self.cv_folds}")
+        if self.rule_odds < 1:
+            raise ConfigError(f"rule_odds must be at least 1 (a fired rule never lowers the score), got {self.rule_odds}")
+        if self.detector not in ("tail", "isolation_forest"):
+            raise ConfigError(f"unknown detector {self.detector!r}: use tail or isolation_forest")
+
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: pd.Series | None = None,
+        *,
+        X_val: pd.DataFrame | None = None,
+        y_val: pd.Series | None = None,
+    ) -> Self:
+        """Fit on feature rows `X` and optional labels `y` (1 cheater/bot, 0 legitimate, missing unknown).
+
+        With `X_val` (and `y_val`), the threshold and FPR table come from the fitted model's scores on the
+        validation rows instead of from out-of-fold scores.
+        """
+        self._check_params()
+        names = feature_columns(X)
+        if not names:
+            raise DataError("the inhuman_play model found no numeric feature columns")
+        self.feature_names_ = names
+        self.rules_ = parse_rules(self.rules)
+        self.active_rules_ = applicable_rules(self.rules_, names)
+        directions = check_directions(DEFAULT_DIRECTIONS if self.directions is None else self.directions)
+        watched = [name for name in names if name in directions]
+        self.detector_directions_ = {name: directions[name] for name in watched}
+        self.detector_features_ = watched or list(names)
+        evidence = check_evidence(DEFAULT_MIN_EVIDENCE if self.min_evidence is None else self.min_evidence)
+        self.evidence_ = {name: minimum for name, minimum in evidence.items() if name in names}
+
+        features = select_features(X, names)
+        labels = labels_array(y, len(X))
+        judged = has_evidence(features, self.evidence_)
+        if not judged.any():
+            raise DataError(f"no row has the minimum evidence to be judged ({self.evidence_})")
+        order = canonical_order(features, labels)
+        order = order[judged[order]]
+        groups = group_codes(X, self.group_column, order)
+        features, labels = features.iloc[order].reset_index(drop=True), labels[order]
+
+        supervised = min(np.sum(labels == 1), np.sum(labels == 0)) >= self.min_positives
+        self.mode_ = "supervised" if supervised else "unsupervised"
+        if supervised:
+            held_out, held_out_labels = self._fit_supervised(features, labels, groups)
+        else:
+            held_out, held_out_labels = self._fit_unsupervised(features, labels)
+        if X_val is not None:
+            validation = select_features(X_val, names)
+            judged_val = has_evidence(validation, self.evidence_)
+            held_out = self._score(validation)[judged_val]
+            held_out_labels = None if y_val is None else labels_array(y_val, len(X_val))[judged_val]
+            if not supervised:  # presumed legitimate: breaking no rule
+                held_out = held_out[self._rules_fired(validation)[judged_val] == 0]
+                held_out_labels = None
+        self._set_operating_point(held_out, held_out_labels)
+        return self
+
+    def _fit_reference(self, features: pd.DataFrame, labels: np.ndarray) -> tuple[Any, PopulationPercentile]:
+        """Detector and score percentile fitted on the rows not known to be cheaters."""
+        reference = features.loc[labels != 1]
+        detector = make_detector(self.detector, self.detector_features_, self.detector_directions_, self.random_state)
+        detector.fit(reference)
+        return detector, PopulationPercentile().fit(detector.score(reference))
+
+    def _fit_unsupervised(self, features: pd.DataFrame, labels: np.ndarray) -> tuple[np.ndarray, None]:
+        self.detector_, self.percentile_ = self._fit_reference(features, labels)
+        self.booster_ = None
+        self.stacker_ = None
+        presumed_legitimate = features.loc[(labels != 1) & (self._rules_fired(features) == 0)]
+        return self._score(presumed_legitimate), None
+
+    def _booster(self, features: pd.DataFrame, labels: np.ndarray) -> xgb.Booster:
+        classifier = xgb.XGBClassifier(
+            tree_method="hist",
+            n_estimators=self.n_estimators,
+            max_depth=self.max_depth,
+            learning_rate=self.learning_rate,
+            subsample=self.subsample,
+            colsample_bytree=self.colsample_bytree,
+            min_child_weight=self.min_child_weight,
+            reg_lambda=self.reg_lambda,
+            random_state=self.random_state,
+            n_jobs=self.n_jobs,
+        )
+        classifier.fit(features, labels)
+        return classifier.get_booster()
+
+    def _fit_supervised(
+        self, features: pd.DataFrame, labels: np.ndarray, groups: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        labelled = np.flatnonzero(~np.isnan(labels))
+        y = labels[labelled].astype("int8")
+        folds = self._folds(y, groups[labelled])
+        # Out-of-fold stacker inputs: neither the booster nor the detector saw the rows they score.
+        inputs = np.zeros((labelled.size, 3))
+        inputs[:, 2] = self._rules_fired(features.iloc[labelled])
+        for train, test in folds:
+            train_rows = np.setdiff1d(np.arange(len(features)), labelled[test])
+            detector, percentile = self._fit_reference(features.iloc[train_rows], labels[train_rows])
+            booster = self._booster(features.iloc[labelled[train]], y[train])
+            scored = features.iloc[labelled[test]]
+            inputs[test, 0] = _margin(booster, scored)
+            inputs[test, 1] = percentile.logit(detector.score(scored))
+        prior = [0.0, 0.0, float(np.log(self.rule_odds))]
+        held_out = np.zeros(labelled.size)
+        for train, test in folds:
+            held_out[test] = Stacker(prior).fit(inputs[train], y[train]).predict(inputs[test])
+        self.stacker_ = Stacker(prior).fit(inputs, y)
+        self.detector_, self.percentile_ = self._fit_reference(features, labels)
+        self.booster_ = self._booster(features.iloc[labelled], y)
+        return held_out, y
+
+    def _folds(self, y: np.ndarray, groups: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        n_splits = min(self.cv_folds, np.unique(groups[y == 1]).size, np.unique(groups[y == 0]).size)
+        if n_splits < 2:
+            raise DataError("cross-fitting needs positives and negatives in at least 2 separate groups")
+        rows = np.zeros(y.size)
+        if np.unique(groups).size == groups.size:  # one row per group: the plain splitter is much faster
+            plain = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=self.random_state)
+            return list(plain.split(rows, y))
+        grouped = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=self.random_state)
+        return list(grouped.split(rows, y, groups))
+
+    def _set_operating_point(self, scores: np.ndarray, labels: np.ndarray | None) -> None:
+        if labels is not None:
+            known = ~np.isnan(labels.astype("float64"))
+            scores, labels = scores[known], labels[known].astype("int8")
+        if labels is not None and not np.any(labels == 1):
+            labels = None
+        self.fpr_table_ = fpr_table(scores, labels)
+        as_legitimate = np.zeros(scores.size, dtype="int8") if labels is None else labels
+        self.threshold_ = float(threshold_at_fpr(as_legitimate, scores, self.target_fpr))
+
+    # ---- scoring -------------------------------------------------------------------------------------
+
+    def _rules_fired(self, features: pd.DataFrame) -> np.ndarray:
+        return fired_matrix(self.active_rules_, features).sum(axis=1).astype("float64")
+
+    def _score(self, features: pd.DataFrame) -> np.ndarray:
+        """The combined score of rows already reduced to `feature_names_`, evidence not checked."""
+        detector_logit = self.percentile_.logit(self.detector_.score(features))
+        fired = self._rules_fired(features)
+        if self.stacker_ is None:
+            return 1.0 - (1.0 - expit(detector_logit)) * (self.target_fpr / 2.0) ** fired
+        supervised = _margin(self.booster_, features)
+        return self.stacker_.predict(np.column_stack([supervised, detector_logit, fired]))
+
+    def predict_score(self, X: pd.DataFrame) -> np.ndarray:
+        """Score in [0, 1] per row (a calibrated probability in supervised mode); 0 without enough evidence."""
+        features = select_features(X, self.feature_names_)
+        return np.where(has_evidence(features, self.evidence_), self._score(features), 0.0)
+
+    def explain(self, X: pd.DataFrame, top_k: int = 3) -> list[list[dict]]:
+        """Per row: the fired rules, then the features that raise the score most, up to `top_k` reasons.
+
+        Feature contributions are TreeSHAP log-odds scaled by the stacker's weight (supervised mode), or
+        the detector's deviations (unsupervised mode): each feature's excess tail score in nats for the
+        tail detector, directed robust z-scores for the IsolationForest. Rows without enough evidence to
+        be judged get no reasons.
+        """
+        features = select_features(X, self.feature_names_)
+        judged = has_evidence(features, self.evidence_)
+        fired = fired_matrix(self.active_rules_, features)
+        if self.booster_ is not None:
+            feature_reasons = shap_reasons(self.booster_, features, float(self.stacker_.weights_[0]), top_k)
+        else:
+            feature_reasons = detector_reasons(self.detector_, features, top_k)
+        reasons = []
+        for row, row_features in enumerate(feature_reasons):
+            if not judged[row]:
+                reasons.append([])
+                continue
+            row_rules = [
+                _rule_reason(rule.name, features[rule.feature].iat[row])
+                for rule, hit in zip(self.active_rules_, fired[row], strict=True)
+                if hit
+            ]
+            reasons.append((row_rules + row_features)[:top_k])
+        return reasons
+
+    # ---- persistence ---------------------------------------------------------------------------------
+
+    def save(self, directory: Path) -> None:
+        """Write the model: XGBoost UBJ, skops for an IsolationForest, JSON for everything else."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        if self.booster_ is not None:
+            self.booster_.save_model(directory / BOOSTER_FILE)
+        state = {
+            "format_version": FORMAT_VERSION,
+            "name": self.name,
+            "params": self.get_params(),
+            "mode": self.mode_,
+            "feature_names": self.feature_names_,
+            "active_rules": [rule.name for rule in self.active_rules_],
+            "detector_features": self.detector_features_,
+            "detector_directions": self.detector_directions_,
+            "evidence": self.evidence_,
+            "detector": self.detector_.state(directory),
+            "percentile": self.percentile_.to_dict(),
+            "stacker": None if self.stacker_ is None else self.stacker_.to_dict(),
+            "threshold": self.threshold_,
+            "fpr_table": self.fpr_table_.astype(object).where(self.fpr_table_.notna(), None).to_dict(orient="list"),
+            "booster_file": BOOSTER_FILE if self.booster_ is not None else None,
+        }
+        (directory / STATE_FILE).write_text(json.dumps(state, indent=1, allow_nan=False))
+
+    @classmethod
+    def load(cls, directory: Path) -> Self:
+        """Read a model written by `save`."""
+        directory = Path(directory)
+        try:
+            state = json.loads((directory / STATE_FILE).read_text())
+        except (OSError, ValueError) as error:
+            raise DataError(f"cannot read inhuman_play model in {directory}: {error}") from error
+        if state.get("name") != cls.name or state.get("format_version") != FORMAT_VERSION:
+            raise DataError(
+                f"{directory} holds a {state.get('name')!r} model (format {state.get('format_version')}), "
+                f"not an {cls.name!r} model (format {FORMAT_VERSION})"
+            )
+        model = cls(**state["params"])
+        model.mode_ = state["mode"]
+        model.feature_names_ = list(state["feature_names"])
+        model.rules_ = parse_rules(model.rules)
+        by_name = {rule.name: rule for rule in model.rules_}
+        model.active_rules_ = [by_name[name] for name in state["active_rules"]]
+        model.detector_features_ = list(state["detector_features"])
+        model.detector_directions_ = dict(state["detector_directions"])
+        model.evidence_ = {name: float(minimum) for name, minimum in state["evidence"].items()}
+        model.detector_ = detector_from_state(state["detector"], directory)
+        model.percentile_ = PopulationPercentile.from_dict(state["percentile"])
+        model.stacker_ = None if state["stacker"] is None else Stacker.from_dict(state["stacker"])
+        model.threshold_ = float(state["threshold"])
+        model.fpr_table_ = pd.DataFrame(state["fpr_table"]).astype("float64")
+        model.booster_ = None
+        if state["booster_file"]:
+            model.booster_ = xgb.Booster()
+            model.booster_.load_model(directory / state["booster_file"])
+        return model
+
+
+def _margin(booster: xgb.Booster, features: pd.DataFrame) -> np.ndarray:
+    return np.asarray(booster.inplace_predict(features, predict_type="margin"), dtype="float64")
+
+
+def _rule_reason(name: str, value: float) -> dict:
+    return {"kind": "rule", "name": name, "value": None if np.isnan(value) else float(value), "contribution": None}
