@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -88,6 +90,9 @@ def demo(
 
 def main() -> None:
     """Entry point: run the app, turning user errors into one line on stderr and exit code 2."""
+    # MLflow's per-download progress bars and table-creation logs drown the command's own output.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     _mount()
     try:
         app(standalone_mode=False)
