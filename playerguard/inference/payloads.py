@@ -1,0 +1,390 @@
+"""Scoring requests and responses, shared by the local server and the SageMaker handlers.
+
+A request body is JSON (`application/json`) or CSV with a header (`text/csv`); it becomes one feature
+frame (player_id + the bundle's features, float64). JSON takes three shapes:
+
+- a list of feature records, `[{"player_id": "p1", "sessions_7d": 3, ...}, ...]`;
+- `{"instances": [...]}` of the same records, or of `{"player_id", "features": {...} | null, "events": [...]}`
+  (features scored as given; an instance without features gets them computed from its events);
+- `{"events": [...], "cutoff": "<ISO 8601, optional>"}`: raw events, turned into features with the bundle's
+  feature definitions (one prediction per player, in order of first appearance).
+
+Every feature the models use must be present in a record; `null` (or an empty CSV cell) means undefined
+and reaches the models as NaN, as in training. Unknown extra fields are ignored. A problem raises
+`RequestError` (or a subclass) with the HTTP status and a one-line message naming it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from playerguard.errors import PlayerguardError
+
+JSON_TYPE = "application/json"
+CSV_TYPE = "text/csv"
+ACCEPTED_TYPES: tuple[str, ...] = (JSON_TYPE, CSV_TYPE)
+_NUMBER_TYPES = (int, float, type(None))  # bool is deliberately not a number here
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Request limits: records per request, body bytes (SageMaker's own cap is 6 MB), events per request."""
+
+    max_records: int = 1000
+    max_body_bytes: int = 6 * 1024 * 1024
+    max_events: int = 100_000
+
+
+DEFAULT_LIMITS = Limits()
+
+
+class RequestError(PlayerguardError):
+    """A request the endpoint cannot score, with the HTTP status and a short machine-readable code."""
+
+    status: int = 400
+
+    def __init__(self, message: str, code: str = "bad_request") -> None:
+        super().__init__(message)
+        self.code = code
+
+    def to_json(self) -> dict[str, str]:
+        return {"error": self.code, "message": str(self)}
+
+
+class UnsupportedMediaType(RequestError):
+    status = 415
+
+
+class NotAcceptable(RequestError):
+    status = 406
+
+
+class PayloadTooLarge(RequestError):
+    status = 413
+
+
+def media_type(header: str | None) -> str:
+    """The bare media type of a Content-Type/Accept value, lower-cased (`application/json; charset=x` →
+    `application/json`)."""
+    return (header or "").split(";", 1)[0].strip().lower()
+
+
+def check_body_size(size: int, limits: Limits) -> None:
+    if size > limits.max_body_bytes:
+        raise PayloadTooLarge(
+            f"request body is {size} bytes, over the limit of {limits.max_body_bytes}", "body_too_large"
+        )
+
+
+def _check_count(count: int, limit: int, what: str) -> None:
+    if count > limit:
+        raise PayloadTooLarge(f"{count} {what} in one request, over the limit of {limit}", f"too_many_{what}")
+
+
+@dataclass
+class ParsedRequest:
+    """Rows to score, in response order: a player id each, and either a feature record or events.
+
+    `columns` holds the feature values of every row (NaN in rows whose features come from events).
+    """
+
+    player_ids: list[str]
+    columns: dict[str, np.ndarray]
+    from_events: list[int] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    cutoff: datetime | None = None
+
+
+# ---- JSON ------------------------------------------------------------------------------------------------
+
+
+def _player_id(value: Any, where: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int) or str(value).strip() == "":
+        shown = "missing" if value is None else f"{value!r} (not a string)"
+        raise RequestError(f"{where}: player_id is {shown}", "invalid_player_id")
+    return str(value)
+
+
+def _numeric_column(values: list[Any], name: str, where: Callable[[int], str]) -> np.ndarray:
+    if not all(type(v) in _NUMBER_TYPES for v in values):
+        row = next(i for i, v in enumerate(values) if type(v) not in _NUMBER_TYPES)
+        raise RequestError(
+            f"{where(row)}: feature {name!r} must be a number or null, got {values[row]!r}", "non_numeric_feature"
+        )
+    try:
+        column = np.array(values, dtype="float64")
+    except OverflowError:
+        raise RequestError(f"feature {name!r} holds a number too large for a float", "non_numeric_feature") from None
+    if np.isinf(column).any():
+        row = int(np.flatnonzero(np.isinf(column))[0])
+        raise RequestError(f"{where(row)}: feature {name!r} is not a finite number", "non_numeric_feature")
+    return column
+
+
+def _records_columns(
+    records: Sequence[Mapping[str, Any]], names: Sequence[str], where: Callable[[int], str]
+) -> dict[str, np.ndarray]:
+    required = set(names)
+    for row, record in enumerate(records):
+        missing = required.difference(record)
+        if missing:
+            first = min(missing, key=list(names).index)
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise RequestError(
+                f"{where(row)}: missing feature {first!r}{more}; send null for an undefined value",
+                "missing_feature",
+            )
+    return {name: _numeric_column([record[name] for record in records], name, where) for name in names}
+
+
+def _object(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise RequestError(f"{where} must be a JSON object, got {type(value).__name__}", "invalid_record")
+    return value
+
+
+def _cutoff(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        stamp = pd.Timestamp(value) if isinstance(value, str) else None
+    except ValueError:
+        stamp = None
+    if stamp is None or stamp is pd.NaT:
+        raise RequestError(f"cutoff {value!r} is not an ISO 8601 timestamp", "invalid_cutoff")
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return stamp.to_pydatetime()
+
+
+def _events_list(value: Any, where: str) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        raise RequestError(f"{where} must be a list of event objects", "invalid_events")
+    for i, event in enumerate(value):
+        _object(event, f"{where}[{i}]")
+    return value
+
+
+def _parse_instances(items: list[Any], names: Sequence[str], limits: Limits) -> ParsedRequest:
+    _check_count(len(items), limits.max_records, "records")
+    flat: list[dict[str, Any]] = []
+    flat_rows: list[int] = []
+    player_ids: list[str] = []
+    from_events: list[int] = []
+    events: list[dict[str, Any]] = []
+    for row, item in enumerate(items):
+        record = _object(item, f"record {row}")
+        player = _player_id(record.get("player_id"), f"record {row}")
+        player_ids.append(player)
+        if "features" not in record and "events" not in record:
+            flat.append(record)
+            flat_rows.append(row)
+        elif record.get("features") is not None:
+            flat.append(_object(record["features"], f"record {row} features"))
+            flat_rows.append(row)
+        else:
+            own = _events_list(record.get("events"), f"record {row} events")
+            if not own:
+                raise RequestError(f"record {row} (player {player}) has neither features nor events", "no_features")
+            for event in own:
+                if str(event.get("player_id", player)) != player:
+                    raise RequestError(
+                        f"record {row}: an event of player {event.get('player_id')!r} is listed under player {player!r}",
+                        "invalid_events",
+                    )
+            events.extend({**event, "player_id": player} for event in own)
+            from_events.append(row)
+    _check_count(len(events), limits.max_events, "events")
+    given = _records_columns(flat, names, lambda i: f"record {flat_rows[i]}")
+    columns = {}
+    for name in names:
+        column = np.full(len(items), np.nan)
+        column[flat_rows] = given[name]
+        columns[name] = column
+    return ParsedRequest(player_ids, columns, from_events, events)
+
+
+def _parse_events(document: dict[str, Any], limits: Limits) -> ParsedRequest:
+    events = _events_list(document["events"], "events")
+    _check_count(len(events), limits.max_events, "events")
+    players: dict[str, None] = {}
+    for i, event in enumerate(events):
+        players.setdefault(_player_id(event.get("player_id"), f"events[{i}]"), None)
+    _check_count(len(players), limits.max_records, "records")
+    player_ids = list(players)
+    return ParsedRequest(player_ids, {}, list(range(len(player_ids))), events, _cutoff(document.get("cutoff")))
+
+
+def parse_json(body: bytes | str, names: Sequence[str], limits: Limits) -> ParsedRequest:
+    """A JSON body (any of the three shapes in the module docstring) → ParsedRequest."""
+    try:
+        document = json.loads(body)
+    except UnicodeDecodeError:
+        raise RequestError("request body is not UTF-8 text", "malformed_json") from None
+    except json.JSONDecodeError as error:
+        raise RequestError(
+            f"malformed JSON: {error.msg} at line {error.lineno} column {error.colno}", "malformed_json"
+        ) from None
+    if isinstance(document, list):
+        return _parse_instances(document, names, limits)
+    if isinstance(document, dict) and "instances" in document:
+        if not isinstance(document["instances"], list):
+            raise RequestError("'instances' must be a list of records", "invalid_record")
+        parsed = _parse_instances(document["instances"], names, limits)
+        parsed.cutoff = _cutoff(document.get("cutoff"))
+        return parsed
+    if isinstance(document, dict) and "events" in document:
+        return _parse_events(document, limits)
+    raise RequestError(
+        "expected a list of feature records, {\"instances\": [...]} or {\"events\": [...]}", "invalid_shape"
+    )
+
+
+# ---- CSV -------------------------------------------------------------------------------------------------
+
+
+def _csv_column(cells: list[str], name: str, lines: list[int]) -> np.ndarray:
+    cleaned = [cell.strip() or "nan" for cell in cells]
+    try:
+        column = np.array(cleaned, dtype="float64")
+    except ValueError:
+        column = None
+    if column is None or np.isinf(column).any():
+        for i, cell in enumerate(cleaned):
+            try:
+                if math.isfinite(float(cell)) or cell.lower() == "nan":
+                    continue
+            except ValueError:
+                pass
+            raise RequestError(
+                f"CSV line {lines[i]}: feature {name!r} must be a finite number or empty, got {cells[i]!r}",
+                "non_numeric_feature",
+            )
+    return column
+
+
+def parse_csv(body: bytes | str, names: Sequence[str], limits: Limits) -> ParsedRequest:
+    """A CSV body with a header row naming player_id and every feature (extra columns ignored)."""
+    try:
+        text = body.decode("utf-8-sig") if isinstance(body, bytes) else body.removeprefix("\ufeff")
+    except UnicodeDecodeError:
+        raise RequestError("request body is not UTF-8 text", "malformed_csv") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = [cell.strip() for cell in next(reader)]
+        rows: list[list[str]] = []
+        lines: list[int] = []
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) != len(header):
+                raise RequestError(
+                    f"CSV line {reader.line_num} has {len(row)} fields, the header has {len(header)}", "malformed_csv"
+                )
+            rows.append(row)
+            lines.append(reader.line_num)
+            _check_count(len(rows), limits.max_records, "records")
+    except StopIteration:
+        raise RequestError("CSV body is empty; send a header row naming player_id and the features", "malformed_csv") from None
+    except csv.Error as error:
+        raise RequestError(f"malformed CSV at line {reader.line_num}: {error}", "malformed_csv") from None
+    position = {name: i for i, name in enumerate(header)}
+    for name in ("player_id", *names):
+        if name not in position:
+            raise RequestError(f"CSV header has no column {name!r}", "missing_feature")
+    ids = [_player_id(row[position["player_id"]], f"CSV line {line}") for row, line in zip(rows, lines, strict=True)]
+    columns = {name: _csv_column([row[position[name]] for row in rows], name, lines) for name in names}
+    return ParsedRequest(ids, columns)
+
+
+def check_request(body: bytes | str, content_type: str | None, limits: Limits) -> str:
+    """The request's media type, after checking its size and that it is JSON or CSV.
+
+    No content type at all is taken as JSON, as SageMaker's framework containers do.
+    """
+    check_body_size(len(body), limits)
+    kind = media_type(content_type) or JSON_TYPE
+    if kind not in ACCEPTED_TYPES:
+        raise UnsupportedMediaType(
+            f"content type {content_type!r} is not supported; send {' or '.join(ACCEPTED_TYPES)}",
+            "unsupported_media_type",
+        )
+    return kind
+
+
+def parse_request(
+    body: bytes | str, content_type: str | None, names: Sequence[str], limits: Limits
+) -> ParsedRequest:
+    """Check a request body (size, content type) and parse it against the feature `names`."""
+    kind = check_request(body, content_type, limits)
+    return parse_json(body, names, limits) if kind == JSON_TYPE else parse_csv(body, names, limits)
+
+
+# ---- events → features, and the frame ----------------------------------------------------------------------
+
+EventFeaturizer = Callable[[list[dict[str, Any]], datetime | None], pd.DataFrame]
+"""Raw events and an optional cutoff → player_id + feature columns, one row per player."""
+
+
+def default_cutoff(timestamps: pd.Series) -> datetime:
+    """Just after the latest event (millisecond precision, as the feature queries use), so every event counts."""
+    return (pd.Timestamp(timestamps.max()).floor("ms") + timedelta(milliseconds=1)).to_pydatetime()
+
+
+def feature_frame(parsed: ParsedRequest, names: Sequence[str], featurize: EventFeaturizer | None) -> pd.DataFrame:
+    """The frame to score: player_id and `names` (float64), rows in request order."""
+    columns = {name: parsed.columns.get(name, np.full(len(parsed.player_ids), np.nan)) for name in names}
+    frame = pd.DataFrame({"player_id": parsed.player_ids, **columns}, columns=["player_id", *names])
+    if not parsed.from_events:
+        return frame
+    if featurize is None:
+        raise RequestError("this bundle has no feature definitions, so it cannot score raw events", "no_feature_set")
+    computed = featurize(parsed.events, parsed.cutoff).set_index("player_id")
+    wanted = [parsed.player_ids[row] for row in parsed.from_events]
+    absent = [player for player in wanted if player not in computed.index]
+    if absent:
+        raise RequestError(f"player {absent[0]!r} has no events before the cutoff", "no_events_before_cutoff")
+    values = computed.reindex(index=wanted, columns=list(names)).to_numpy(dtype="float64")
+    frame.loc[parsed.from_events, list(names)] = values
+    return frame
+
+
+# ---- responses ---------------------------------------------------------------------------------------------
+
+
+def check_accept(accept: str | None) -> None:
+    """Responses are JSON: refuse (406) an Accept header that rules JSON out."""
+    kinds = [media_type(part) for part in (accept or "").split(",") if part.strip()]
+    if kinds and not any(kind in (JSON_TYPE, "application/*", "*/*") for kind in kinds):
+        raise NotAcceptable(f"responses are {JSON_TYPE}; the request accepts only {accept!r}", "not_acceptable")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
+
+
+def encode_predictions(predictions: list[dict[str, Any]]) -> bytes:
+    """`{"predictions": [...]}` as strict JSON (a non-finite number becomes null)."""
+    try:
+        return json.dumps({"predictions": predictions}, separators=(",", ":"), allow_nan=False).encode()
+    except ValueError:
+        return json.dumps({"predictions": _finite(predictions)}, separators=(",", ":")).encode()
+
+
+def encode_error(error: RequestError) -> bytes:
+    return json.dumps(error.to_json()).encode()

@@ -1,0 +1,264 @@
+"""The local scoring server: SageMaker's container contract (`GET /ping`, `POST /invocations`) plus the
+runtime API path (`POST /endpoints/{name}/invocations`), so `boto3.client("sagemaker-runtime",
+endpoint_url=...)` is one client for this server and for SageMaker.
+
+Uvicorn + Starlette: requests are parsed, scored and encoded in a worker thread (`score_request`, the same
+function the SageMaker handlers call), so /ping stays responsive while a batch is scored; the answer's
+`Server-Timing` header says how long scoring and encoding took. The bundle sits
+in a `BundleHolder`; `POST /admin/reload` (loopback clients only) and SIGHUP build the new bundle first and
+then swap one reference, so a request in flight finishes on the bundle it started with.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import signal
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from playerguard.errors import PlayerguardError
+from playerguard.inference.payloads import (
+    DEFAULT_LIMITS,
+    JSON_TYPE,
+    Limits,
+    PayloadTooLarge,
+    RequestError,
+    check_accept,
+    check_body_size,
+    encode_error,
+    encode_predictions,
+)
+from playerguard.inference.sagemaker_inference import ServingBundle, load_serving_bundle, score_request
+from playerguard.settings import Settings
+
+log = logging.getLogger(__name__)
+
+OPENAPI_FILE = Path(__file__).with_name("openapi.json")
+
+
+class BundleHolder:
+    """The bundle being served. `reload` builds a new one with `loader`, then swaps the reference; a failed
+    reload leaves the current bundle in place. Reloads run one at a time."""
+
+    def __init__(self, loader: Callable[[], ServingBundle], current: ServingBundle | None = None) -> None:
+        self._loader = loader
+        self._current = current
+        self._reload_lock = threading.Lock()
+        self.last_error: str | None = None
+
+    @property
+    def current(self) -> ServingBundle | None:
+        return self._current
+
+    def reload(self) -> ServingBundle:
+        with self._reload_lock:
+            try:
+                fresh = self._loader()
+            except Exception as error:
+                self.last_error = str(error)
+                raise
+            self._current, self.last_error = fresh, None
+            log.info("serving bundle %s (models %s)", fresh.bundle.path, fresh.bundle.versions)
+            return fresh
+
+    def reload_logged(self) -> None:
+        """Reload, logging instead of raising (for SIGHUP, which has no one to answer)."""
+        try:
+            self.reload()
+        except PlayerguardError as error:  # the old bundle keeps serving; the operator reads the log
+            log.error("reload failed, still serving the previous bundle: %s", error)
+        except Exception:
+            log.exception("reload failed, still serving the previous bundle")
+
+
+@dataclass(frozen=True)
+class BundleSource:
+    """Where the served bundle comes from: a bundle directory or `model.tar.gz`, or (path None) the
+    registry's champions, built into `<home>/bundle` with `feature_set`."""
+
+    settings: Settings
+    path: Path | None = None
+    feature_set: str = "default"
+
+    def load(self) -> ServingBundle:
+        if self.path is not None:
+            return load_serving_bundle(self.path)
+        return load_serving_bundle(build_registry_bundle(self.settings, self.feature_set))
+
+
+def build_registry_bundle(settings: Settings, feature_set: str = "default") -> Path:
+    """Build the champions into a fresh directory, then put it in place of `<home>/bundle`."""
+    import shutil
+    import tempfile
+
+    from playerguard.inference.bundle import build_bundle
+
+    settings.home.mkdir(parents=True, exist_ok=True)
+    target = settings.home / "bundle"
+    staging = Path(tempfile.mkdtemp(prefix="bundle.next-", dir=settings.home))
+    try:
+        build_bundle(settings, staging / "bundle", feature_set=feature_set)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    retired = staging / "previous"
+    if target.exists():
+        target.rename(retired)
+    (staging / "bundle").rename(target)
+    shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+# ---- responses ---------------------------------------------------------------------------------------------
+
+
+def _error(error: RequestError, runtime_api: bool) -> Response:
+    """The error body; on the runtime API path also what SageMaker adds for a model's 4xx, so boto3 raises
+    ModelError with OriginalStatusCode and OriginalMessage, as it does against SageMaker."""
+    if not runtime_api:
+        return Response(encode_error(error), status_code=error.status, media_type=JSON_TYPE)
+    original = encode_error(error).decode()
+    body = {**error.to_json(), "OriginalStatusCode": error.status, "OriginalMessage": original}
+    return JSONResponse(body, status_code=error.status, headers={"x-amzn-ErrorType": "ModelError"})
+
+
+def _json(status: int, error: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": error, "message": message}, status_code=status)
+
+
+async def _read_body(request: Request, limits: Limits) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit():
+        check_body_size(int(declared), limits)  # refuse before reading a byte
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limits.max_body_bytes:
+            raise PayloadTooLarge(f"request body is over the limit of {limits.max_body_bytes} bytes", "body_too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _score(served: ServingBundle, body: bytes, content_type: str | None, limits: Limits) -> tuple[bytes, str]:
+    """The response body, and a Server-Timing value: time to parse and score, and to encode (ms)."""
+    start = time.perf_counter()
+    predictions = score_request(served, body, content_type, limits)
+    scored = time.perf_counter()
+    encoded = encode_predictions(predictions)
+    timing = f"score;dur={(scored - start) * 1e3:.2f}, encode;dur={(time.perf_counter() - scored) * 1e3:.2f}"
+    return encoded, timing
+
+
+def _is_loopback(request: Request) -> bool:
+    try:
+        return request.client is not None and ipaddress.ip_address(request.client.host).is_loopback
+    except ValueError:
+        return False
+
+
+# ---- the app -----------------------------------------------------------------------------------------------
+
+
+def create_app(holder: BundleHolder, limits: Limits = DEFAULT_LIMITS) -> Starlette:
+    """The Starlette app serving `holder`'s bundle. SIGHUP reloads when the app runs in the main thread."""
+
+    async def ping(request: Request) -> Response:
+        served = holder.current
+        if served is None:
+            message = holder.last_error or "no bundle loaded yet"
+            return JSONResponse({"status": "unavailable", "message": message}, status_code=503)
+        failed = {"last_reload_error": holder.last_error} if holder.last_error else {}
+        return JSONResponse({"status": "ok", **served.describe(), **failed})
+
+    async def invocations(request: Request) -> Response:
+        runtime_api = "name" in request.path_params
+        served = holder.current
+        if served is None:
+            return _json(503, "not_ready", "no bundle loaded yet; poll GET /ping")
+        try:
+            check_accept(request.headers.get("accept"))
+            body = await _read_body(request, limits)
+            content_type = request.headers.get("content-type")
+            result, timing = await run_in_threadpool(_score, served, body, content_type, limits)
+        except RequestError as error:
+            return _error(error, runtime_api)
+        except Exception:
+            log.exception("scoring failed")
+            return _json(500, "internal_error", "scoring failed inside the server; see the server log")
+        return Response(result, media_type=JSON_TYPE, headers={"Server-Timing": timing})
+
+    async def reload(request: Request) -> Response:
+        if not _is_loopback(request):
+            return _json(403, "forbidden", "reload is allowed from this machine (loopback) only")
+        try:
+            served = await run_in_threadpool(holder.reload)
+        except PlayerguardError as error:
+            return _json(500, "reload_failed", f"{error}; still serving the previous bundle")
+        except Exception:
+            log.exception("reload failed")
+            return _json(500, "reload_failed", "reload failed (see the server log); still serving the previous bundle")
+        return JSONResponse({"status": "reloaded", **served.describe()})
+
+    async def openapi(request: Request) -> Response:
+        return FileResponse(OPENAPI_FILE, media_type=JSON_TYPE)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _json(exc.status_code, code, f"{request.method} {request.url.path}: {exc.detail}")
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if hasattr(signal, "SIGHUP") and threading.current_thread() is threading.main_thread():
+            import asyncio
+
+            loop = asyncio.get_running_loop()
+            loop.add_signal_handler(
+                signal.SIGHUP, lambda: threading.Thread(target=holder.reload_logged, daemon=True).start()
+            )
+        yield
+
+    routes = [
+        Route("/ping", ping, methods=["GET"]),
+        Route("/invocations", invocations, methods=["POST"]),
+        Route("/endpoints/{name}/invocations", invocations, methods=["POST"]),
+        Route("/admin/reload", reload, methods=["POST"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_error}, lifespan=lifespan)
+
+
+def serve(
+    source: BundleSource,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    limits: Limits = DEFAULT_LIMITS,
+    log_level: str = "info",
+    on_ready: Callable[[dict[str, Any]], None] | None = None,
+) -> None:
+    """Load the bundle (errors raise before the port opens), then serve until interrupted."""
+    import uvicorn
+
+    holder = BundleHolder(source.load)
+    served = holder.reload()
+    if on_ready is not None:
+        on_ready({"url": f"http://{host}:{port}", **served.describe()})
+    config = uvicorn.Config(
+        create_app(holder, limits), host=host, port=port, log_level=log_level, access_log=False,
+        timeout_graceful_shutdown=30,
+    )
+    uvicorn.Server(config).run()
