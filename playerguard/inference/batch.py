@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from playerguard.errors import DataError
-from playerguard.inference.bundle import Bundle, build_bundle, load_bundle
+from playerguard.inference.bundle import Bundle, load_bundle
 from playerguard.settings import Settings
 from playerguard.training.base import MODEL_NAMES
 
@@ -26,14 +26,12 @@ class BatchScores:
 def champion_bundle(
     settings: Settings, bundle_path: Path | None = None, *, feature_set: str | Path = "default"
 ) -> Bundle:
-    """The bundle at `bundle_path`, or one built from the registry's champions under `<home>/bundle`."""
+    """The bundle at `bundle_path`, or the registry's champions rebuilt into `<home>/bundle`."""
     if bundle_path is not None:
         return load_bundle(bundle_path)
-    from playerguard.features.spec import load_feature_set
+    from playerguard.inference.server import build_registry_bundle
 
-    directory = settings.home / "bundle"
-    build_bundle(settings, directory, feature_set=load_feature_set(feature_set))
-    return load_bundle(directory)
+    return load_bundle(build_registry_bundle(settings, str(feature_set)))
 
 
 def score_cutoff(

@@ -27,6 +27,7 @@ labelled set (univariate AUCs), so the figures are not free of that choice.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -188,13 +189,16 @@ def cs2_features_via_feature_layer(data: CS2Dataset, feature_set: str | Path = C
 
 
 def cs2_training_frame(
-    data_dir: Path | None = None, feature_source: str = "feature_layer"
+    data_dir: Path | None = None,
+    feature_source: str = "feature_layer",
+    *,
+    match_ids: Iterable[str] | None = None,
 ) -> tuple[pd.DataFrame, list[str], str]:
     """One row per labelled player: player_id, match_id, group, is_cheater, the combat features and the
     hits-per-shot baseline; the feature names; and the source used ("feature_layer" or "pandas")."""
     if feature_source not in FEATURE_SOURCES:
         raise ConfigError(f"unknown feature source {feature_source!r}: use {' or '.join(FEATURE_SOURCES)}")
-    data = load_cs2cd(data_dir)
+    data = load_cs2cd(data_dir, match_ids=match_ids)
     if feature_source == "feature_layer":
         features = cs2_features_via_feature_layer(data)
     else:
@@ -237,7 +241,12 @@ def _unsupervised(directions: dict[str, str], detector: str, seed: int) -> Inhum
 
 
 def evaluate_cs2(
-    data_dir: Path | None = None, folds: int = 5, seed: int = 0, *, feature_source: str = "feature_layer"
+    data_dir: Path | None = None,
+    folds: int = 5,
+    seed: int = 0,
+    *,
+    feature_source: str = "feature_layer",
+    match_ids: Iterable[str] | None = None,
 ) -> dict:
     """Grouped `folds`-fold evaluation on CS2CD (see the module docstring); figures as a nested dict.
 
@@ -247,7 +256,7 @@ def evaluate_cs2(
     """
     if folds < 2:
         raise DataError(f"folds must be at least 2, got {folds}")
-    frame, names, source = cs2_training_frame(data_dir, feature_source)
+    frame, names, source = cs2_training_frame(data_dir, feature_source, match_ids=match_ids)
     chosen = CS2_DIRECTIONS if source == "feature_layer" else PANDAS_DIRECTIONS
     directions = {name: way for name, way in chosen.items() if name in names}
     if len(directions) < len(chosen):
