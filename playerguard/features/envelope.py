@@ -1,21 +1,53 @@
 """The event envelope: the typed columns every event carries, and the checks that keep the lake clean.
 
 Game attributes of any name sit beside the envelope as their own typed columns: numbers as DOUBLE,
-everything else as VARCHAR. Rows that break a rule are returned with the reason, never dropped.
+everything else as VARCHAR. `conform` types a batch of rows with Arrow compute (no per-row Python on the
+happy path) and returns the rows that break a rule with the reason, never dropping one.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from playerguard.errors import ConfigError
+from playerguard.errors import ConfigError, DataError
+from playerguard.features.event_ids import derive_event_id
+from playerguard.features.parsing import (
+    NUMBER,
+    STRING,
+    attribute_kind,
+    parse_numbers,
+    parse_timestamps,
+    to_text,
+)
+
+__all__ = [
+    "ENVELOPE_COLUMNS",
+    "ENVELOPE_SCHEMA",
+    "NULLABLE_COLUMNS",
+    "NUMBER",
+    "PARTITION_COLUMN",
+    "REJECTED_ROWS_SCHEMA",
+    "REQUIRED_COLUMNS",
+    "RESERVED_NAMES",
+    "STRING",
+    "Conformed",
+    "arrow_type",
+    "attribute_columns",
+    "check_identifier",
+    "conform",
+    "conformed_table",
+    "derive_event_id",
+    "lake_schema",
+    "to_arrow",
+]
 
 REQUIRED_COLUMNS: tuple[str, ...] = (
     "event_id",
@@ -29,6 +61,7 @@ NULLABLE_COLUMNS: tuple[str, ...] = ("session_id", "app_version")
 ENVELOPE_COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + NULLABLE_COLUMNS
 PARTITION_COLUMN = "event_date"
 RESERVED_NAMES = frozenset(ENVELOPE_COLUMNS) | {PARTITION_COLUMN}
+_TEXT_COLUMNS = ("event_type", "player_id", "game_id", "platform")
 
 ENVELOPE_SCHEMA = pa.schema(
     [
@@ -42,9 +75,8 @@ ENVELOPE_SCHEMA = pa.schema(
         ("app_version", pa.string()),
     ]
 )
+REJECTED_ROWS_SCHEMA = pa.schema([("row_number", pa.int64()), ("row", pa.string()), ("reason", pa.string())])
 
-NUMBER = "double"
-STRING = "string"
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -63,144 +95,221 @@ def attribute_columns(columns: list[str] | pd.Index) -> list[str]:
     return [c for c in columns if c not in RESERVED_NAMES]
 
 
-def derive_event_id(frame: pd.DataFrame, source: str) -> pd.Series:
-    """A deterministic id per row from its source and content, so re-ingesting a file adds nothing."""
-    canonical = frame.astype("string").fillna("\x00")
-    joined = canonical.apply(lambda col: col.name + "=" + col).agg("\x1f".join, axis=1)
-    return (source + "\x1e" + joined).map(lambda text: hashlib.sha1(text.encode()).hexdigest()[:32])
+def arrow_type(kind: str) -> pa.DataType:
+    """The Arrow type of an attribute kind (NUMBER or STRING)."""
+    return pa.float64() if kind == NUMBER else pa.string()
+
+
+def lake_schema(attribute_types: dict[str, str]) -> pa.Schema:
+    """Envelope, attributes in name order, then the partition column: the layout of a conformed table."""
+    attributes = [pa.field(name, arrow_type(attribute_types[name])) for name in sorted(attribute_types)]
+    return pa.schema([*ENVELOPE_SCHEMA, *attributes, pa.field(PARTITION_COLUMN, pa.string())])
 
 
 @dataclass(frozen=True)
 class Conformed:
-    """The outcome of conforming a batch of rows to the envelope."""
+    """The outcome of conforming a batch of rows to the envelope.
 
-    valid: pd.DataFrame
-    rejected: pd.DataFrame
+    `table` holds the valid rows in `lake_schema` layout; `derived_ids` marks the rows whose `event_id` was
+    derived from their content (the lake numbers repeats of identical rows). `rejected_rows` holds the
+    others: 1-based `row_number` in the batch's source, the raw `row` as JSON, and the `reason`.
+    """
+
+    table: pa.Table
+    rejected_rows: pa.Table
     attribute_types: dict[str, str]
+    derived_ids: np.ndarray = field(repr=False)
+
+    @cached_property
+    def valid(self) -> pd.DataFrame:
+        """The valid rows as a DataFrame (timestamps tz-aware UTC)."""
+        return self.table.to_pandas()
+
+    @cached_property
+    def rejected(self) -> pd.DataFrame:
+        """The rejected rows as a DataFrame: `row` (JSON) and `reason`."""
+        return self.rejected_rows.select(["row", "reason"]).to_pandas()
 
 
-def _reject(rejected: list[pd.DataFrame], raw: pd.DataFrame, mask: pd.Series, reason: str) -> None:
-    if mask.any():
-        rows = raw.loc[mask]
-        rejected.append(
-            pd.DataFrame(
-                {
-                    "row": [json.dumps(r, default=str) for r in rows.to_dict(orient="records")],
-                    "reason": reason,
-                },
-                index=rows.index,
-            )
-        )
+def _as_table(rows: pd.DataFrame | pa.Table) -> pa.Table:
+    """An Arrow table of `rows`; a pandas column of mixed Python types becomes text, to be typed later."""
+    if isinstance(rows, pa.Table):
+        return rows
+    arrays = {}
+    for name in rows.columns:
+        column = rows[name]
+        try:
+            arrays[str(name)] = pa.array(column, from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            arrays[str(name)] = pa.array([_text_of(v) for v in column], pa.string())
+    return pa.table(arrays)
 
 
-def _parse_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Numbers from `values`, and a mask of the non-null values that are not numbers."""
-    if pd.api.types.is_bool_dtype(values):
-        return values.astype("float64"), pd.Series(False, index=values.index)
-    parsed = pd.to_numeric(values, errors="coerce").astype("float64")
-    bad = parsed.isna() & values.notna() & (values.astype("string").str.strip() != "")
-    return parsed, bad
+def _text_of(value: object) -> str | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return None
+    return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
-def infer_attribute_type(values: pd.Series) -> str:
-    """NUMBER when the column is numeric (or every non-empty value parses as one), else STRING."""
-    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
-        return NUMBER
-    non_null = values.dropna()
-    if len(non_null) == 0:
-        return STRING
-    _, bad = _parse_numbers(non_null)
-    return STRING if bad.any() else NUMBER
+class _Reasons:
+    """The first rule each row breaks (earlier checks win), kept as small integer codes."""
+
+    def __init__(self, rows: int) -> None:
+        self.code = np.full(rows, -1, dtype=np.int32)
+        self.texts: list[str] = []
+
+    def add(self, bad: np.ndarray, reason: str) -> None:
+        fresh = bad & (self.code < 0)
+        if fresh.any():
+            self.code[fresh] = len(self.texts)
+            self.texts.append(reason)
+
+    @property
+    def valid(self) -> np.ndarray:
+        return self.code < 0
+
+
+def _missing(text: pa.Array) -> np.ndarray:
+    return np.asarray(pc.fill_null(pc.equal(text, ""), True))
+
+
+def _blank_to_null(text: pa.Array) -> pa.Array:
+    return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+
+
+def _rejected_rows(raw: pa.Table, reasons: _Reasons, first_row: int) -> pa.Table:
+    positions = np.flatnonzero(~reasons.valid)
+    if len(positions) == 0:
+        return REJECTED_ROWS_SCHEMA.empty_table()
+    records = raw.take(pa.array(positions)).to_pylist()
+    return pa.table(
+        {
+            "row_number": pa.array(positions + first_row + 1, pa.int64()),
+            "row": pa.array([json.dumps(r, default=str, ensure_ascii=False) for r in records], pa.string()),
+            "reason": pa.array([reasons.texts[c] for c in reasons.code[positions]], pa.string()),
+        },
+        schema=REJECTED_ROWS_SCHEMA,
+    )
 
 
 def conform(
-    frame: pd.DataFrame,
+    rows: pd.DataFrame | pa.Table,
     known_types: dict[str, str] | None = None,
     source: str = "",
+    *,
+    timestamp_format: str | None = None,
+    raw: pa.Table | None = None,
+    first_row: int = 0,
 ) -> Conformed:
-    """Type the envelope and attributes of `frame`, splitting off rows that break a rule.
+    """Type the envelope and attributes of `rows`, splitting off the rows that break a rule.
 
-    `frame` holds envelope columns (event_timestamp already parsed to UTC, NaT where it failed) and
-    attribute columns. An attribute the lake already knows keeps its type; a new one is inferred.
-    `event_id` is derived from the row when missing.
+    `rows` holds envelope columns and attribute columns under their lake names. An attribute the lake
+    already knows (`known_types`) keeps its type; a new one is inferred (`parsing.attribute_kind`); a new
+    column with no value in this batch is left out, so a later batch decides its type. `event_id` is derived
+    from the row's content where missing. `raw` (default `rows`) is what a rejected row records; `source`
+    names the input in errors; `first_row` offsets row numbers when a file arrives in batches.
     """
     known_types = dict(known_types or {})
-    raw = frame.reset_index(drop=True)
-    work = raw.copy()
-    rejected: list[pd.DataFrame] = []
-    bad = pd.Series(False, index=work.index)
+    table = _as_table(rows)
+    raw = table if raw is None else raw
+    where = f" in {source}" if source else ""
+    for name in REQUIRED_COLUMNS[1:]:
+        if name not in table.column_names:
+            raise ConfigError(f"missing envelope column {name!r}{where}")
+    reasons = _Reasons(table.num_rows)
+    columns: dict[str, pa.Array] = {}
 
-    for column in ("player_id", "event_type", "game_id", "platform"):
-        if column not in work:
-            raise ConfigError(f"missing envelope column {column!r}")
-        text = work[column].astype("string").str.strip()
-        missing = (text.isna() | (text == "")) & ~bad
-        _reject(rejected, raw, missing, f"missing {column}")
-        bad |= missing
-        work[column] = text
-
-    if "event_timestamp" not in work:
-        raise ConfigError("missing envelope column 'event_timestamp'")
-    timestamps = work["event_timestamp"]
-    if not pd.api.types.is_datetime64_any_dtype(timestamps):
-        timestamps = pd.to_datetime(timestamps, utc=True, errors="coerce", format="ISO8601")
-    timestamps = timestamps.dt.tz_convert("UTC") if timestamps.dt.tz is not None else timestamps.dt.tz_localize("UTC")
-    unparsed = timestamps.isna() & ~bad
-    _reject(rejected, raw, unparsed, "unparseable event_timestamp")
-    bad |= unparsed
-    work["event_timestamp"] = timestamps.dt.as_unit("us")
-
-    for column in NULLABLE_COLUMNS:
-        work[column] = work[column].astype("string") if column in work else pd.Series(
-            pd.NA, index=work.index, dtype="string"
-        )
+    for name in ("player_id", "event_type", "game_id", "platform"):
+        text = pc.utf8_trim_whitespace(to_text(table.column(name), name))
+        reasons.add(_missing(text), f"missing {name}")
+        columns[name] = text
+    stamps, unparseable = parse_timestamps(table.column("event_timestamp"), timestamp_format)
+    reasons.add(np.asarray(pc.is_null(stamps)) & ~unparseable, "missing event_timestamp")
+    reasons.add(unparseable, "unparseable event_timestamp")
+    columns["event_timestamp"] = stamps
+    for name in ("event_id", *NULLABLE_COLUMNS):
+        if name in table.column_names:
+            columns[name] = _blank_to_null(pc.utf8_trim_whitespace(to_text(table.column(name), name)))
+        else:
+            columns[name] = pa.nulls(table.num_rows, pa.string())
 
     types: dict[str, str] = {}
-    for column in attribute_columns(list(work.columns)):
-        check_identifier(column, "attribute")
-        kind = known_types.get(column) or infer_attribute_type(work[column])
-        types[column] = kind
+    for name in attribute_columns(table.column_names):
+        check_identifier(name, "attribute")
+        values = table.column(name)
+        kind = known_types.get(name) or attribute_kind(values)
+        if kind is None:
+            continue
+        types[name] = kind
         if kind == NUMBER:
-            parsed, not_number = _parse_numbers(work[column])
-            not_number &= ~bad
-            _reject(rejected, raw, not_number, f"attribute {column!r}: expected a number")
-            bad |= not_number
-            work[column] = parsed
+            numbers, not_number = parse_numbers(values)
+            reasons.add(not_number, f"attribute {name!r}: expected a number")
+            columns[name] = numbers
         else:
-            work[column] = work[column].astype("string")
+            columns[name] = to_text(values, name)
 
-    if "event_id" in work and work["event_id"].notna().all():
-        work["event_id"] = work["event_id"].astype("string")
+    schema = lake_schema(types)
+    valid = pa.table({f.name: columns[f.name].cast(f.type) for f in schema if f.name != PARTITION_COLUMN})
+    if not reasons.valid.all():
+        valid = valid.filter(pa.array(reasons.valid))
+    derived = np.asarray(pc.is_null(valid.column("event_id")))
+    if derived.any():
+        ids = derive_event_id(valid.drop_columns(["event_id"]))
+        valid = valid.set_column(
+            0, "event_id", ids if derived.all() else pc.coalesce(valid.column("event_id"), ids)
+        )
+    valid = valid.append_column(PARTITION_COLUMN, _event_dates(valid.column("event_timestamp")))
+    return Conformed(valid, _rejected_rows(raw, reasons, first_row), types, derived)
+
+
+def conformed_table(table: pa.Table) -> Conformed:
+    """Check a table already in lake layout (envelope, attributes, `event_date`, ids on every row)."""
+    missing = [c for c in (*REQUIRED_COLUMNS, PARTITION_COLUMN) if c not in table.column_names]
+    if missing:
+        raise DataError(f"the table lacks envelope column(s) {', '.join(missing)}")
+    types = {}
+    for name in attribute_columns(table.column_names):
+        check_identifier(name, "attribute")
+        kind = table.schema.field(name).type
+        if pa.types.is_floating(kind) or pa.types.is_integer(kind) or pa.types.is_boolean(kind):
+            types[name] = NUMBER
+        elif pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind):
+            types[name] = STRING
+        else:
+            raise DataError(f"attribute {name!r} has type {kind}; attributes are numbers or strings")
+    for name in REQUIRED_COLUMNS + (PARTITION_COLUMN,):
+        if table.column(name).null_count:
+            raise DataError(f"the table has rows without {name}; conform raw rows with `conform` instead")
+    schema = lake_schema(types)
+    table = table.select(schema.names).cast(schema)
+    return Conformed(table, REJECTED_ROWS_SCHEMA.empty_table(), types, np.zeros(table.num_rows, dtype=bool))
+
+
+def _event_dates(stamps: pa.ChunkedArray) -> pa.Array:
+    """`YYYY-MM-DD` of each UTC timestamp, formatting each distinct day once."""
+    micros = np.asarray(pc.cast(stamps, pa.int64()).combine_chunks(), dtype=np.int64)
+    if len(micros) == 0:
+        return pa.array([], pa.string())
+    days = micros // 86_400_000_000
+    first, last = int(days.min()), int(days.max())
+    if last - first < 100_000:  # label every day of the span, then look each row's day up
+        index, distinct = days - first, np.arange(first, last + 1)
     else:
-        derived = derive_event_id(raw.drop(columns=["event_id"], errors="ignore"), source)
-        given = work["event_id"].astype("string") if "event_id" in work else derived.astype("string")
-        work["event_id"] = given.fillna(derived)
-
-    valid = work.loc[~bad].drop_duplicates("event_id").reset_index(drop=True)
-    valid[PARTITION_COLUMN] = valid["event_timestamp"].dt.strftime("%Y-%m-%d")
-    ordered = list(ENVELOPE_COLUMNS) + sorted(types) + [PARTITION_COLUMN]
-    rejected_frame = (
-        pd.concat(rejected).sort_index().reset_index(drop=True)
-        if rejected
-        else pd.DataFrame({"row": pd.Series(dtype="string"), "reason": pd.Series(dtype="string")})
-    )
-    return Conformed(valid=valid[ordered], rejected=rejected_frame, attribute_types=types)
+        distinct, index = np.unique(days, return_inverse=True)
+    labels = pc.cast(pc.cast(pa.array(distinct.astype(np.int32), pa.int32()), pa.date32()), pa.string())
+    return labels.take(pa.array(index))
 
 
 def to_arrow(valid: pd.DataFrame, attribute_types: dict[str, str]) -> pa.Table:
-    """An Arrow table with the envelope schema plus typed attributes (partition column included)."""
-    fields = list(ENVELOPE_SCHEMA)
-    for name in attribute_columns(list(valid.columns)):
-        fields.append(pa.field(name, pa.float64() if attribute_types[name] == NUMBER else pa.string()))
-    fields.append(pa.field(PARTITION_COLUMN, pa.string()))
-    schema = pa.schema(fields)
+    """An Arrow table in `lake_schema` layout from a DataFrame of typed rows (partition column included)."""
+    schema = lake_schema({name: attribute_types[name] for name in attribute_columns(list(valid.columns))})
     arrays = {}
-    for field in schema:
-        column = valid[field.name]
-        if field.type == pa.string():
-            arrays[field.name] = pa.array(column.astype(object).where(column.notna(), None), pa.string())
-        elif field.type == pa.float64():
-            arrays[field.name] = pa.array(np.asarray(column, dtype="float64"), pa.float64())
+    for f in schema:
+        column = valid[f.name]
+        if f.type == pa.string():
+            arrays[f.name] = pa.array(column.astype(object).where(column.notna(), None), pa.string())
+        elif f.type == pa.float64():
+            arrays[f.name] = pa.array(np.asarray(column, dtype="float64"), pa.float64())
         else:
-            arrays[field.name] = pa.array(column, field.type)
+            arrays[f.name] = pa.array(column, f.type)
     return pa.table(arrays, schema=schema)

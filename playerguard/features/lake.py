@@ -1,43 +1,92 @@
 """The event lake port: where conformed events and rejected rows are kept.
 
-`LocalLake` is a hive-partitioned Parquet directory (`events/event_date=YYYY-MM-DD/*.parquet`); `S3Lake`
-(in `s3_lake.py`) is the same layout on S3, registered in the Glue catalog. Both append idempotently: an
-event whose `event_id` is already in the lake is skipped.
+`LocalLake` is a hive-partitioned Parquet directory (`events/event_date=YYYY-MM-DD/*.parquet`, the date
+only in the directory name) with `rejected/*.parquet` and `schema.json` (attribute types); `S3Lake` (in
+`s3_lake.py`) is the same layout on S3, registered in the Glue catalog. Read `events/` with
+`union_by_name`: files written before an attribute existed lack its column.
+
+An append is staged and committed once (`lake.begin(source)` → `add` each batch → `commit`), so a file
+arriving in chunks is one atomic append. Appends are idempotent: an event whose `event_id` is already in
+its day's partition is counted as a duplicate and skipped, and a rejected row already recorded is not
+recorded again.
+
+LocalLake commit protocol: batches are staged under `.staging/<batch>/`; commit settles duplicates, writes
+a `COMMIT` marker listing the moves, then renames the files into place. A crash before the marker leaves
+the lake as it was (the stage is discarded by the next `recover`); a crash after it is rolled forward by
+the next `recover` (every reader of the lake calls it). Appends hold an exclusive lock on `<lake>/.lock`,
+so two writers never interleave. Renames are not fsync'ed: this protects against a crashed process, not a
+lost disk cache.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, Self
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from playerguard.errors import DataError
-from playerguard.features.envelope import NUMBER, PARTITION_COLUMN, STRING, Conformed, conform, to_arrow
+from playerguard.features.envelope import PARTITION_COLUMN, Conformed, conform, conformed_table
+from playerguard.features.staging import REJECTED_SCHEMA, Stage, rejected_records
 from playerguard.settings import Settings
 
-REJECTED_SCHEMA = pa.schema(
-    [("source", pa.string()), ("row", pa.string()), ("reason", pa.string()), ("rejected_at", pa.timestamp("us", tz="UTC"))]
-)
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; one writer at a time is then the user's business
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "PARTITION_COLUMN",
+    "REJECTED_SCHEMA",
+    "AppendResult",
+    "EventLake",
+    "LakeAppend",
+    "LocalLake",
+    "append_frame",
+    "open_lake",
+]
 
 
 @dataclass(frozen=True)
 class AppendResult:
-    """What one append did: rows added, rows already present, rows rejected and where they went."""
+    """What one append did: rows added, rows already present, rows rejected and where they went.
+
+    `added + duplicates + rejected` is every row the append was given.
+    """
 
     added: int
     duplicates: int
     rejected: int
     rejected_location: str | None
+
+    @property
+    def rows(self) -> int:
+        return self.added + self.duplicates + self.rejected
+
+
+class LakeAppend(Protocol):
+    """One staged append: `add` batches, then `commit` once (or `abort`). A context manager that aborts
+    on exit unless committed."""
+
+    def attribute_types(self) -> dict[str, str]: ...
+
+    def add(self, conformed: Conformed) -> None: ...
+
+    def commit(self) -> AppendResult: ...
+
+    def abort(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
 
 
 class EventLake(Protocol):
@@ -45,40 +94,130 @@ class EventLake(Protocol):
 
     def attribute_types(self) -> dict[str, str]: ...
 
+    def begin(self, source: str) -> LakeAppend: ...
+
     def append_conformed(self, conformed: Conformed, source: str) -> AppendResult: ...
 
-    def append_table(self, table: pa.Table) -> AppendResult: ...
+    def append_table(self, table: pa.Table, source: str = "table") -> AppendResult: ...
 
 
-def _rejected_table(rejected: pd.DataFrame, source: str) -> pa.Table:
-    now = datetime.now(UTC)
-    return pa.table(
-        {
-            "source": pa.array([source] * len(rejected), pa.string()),
-            "row": pa.array(rejected["row"].astype(object), pa.string()),
-            "reason": pa.array(rejected["reason"].astype(object), pa.string()),
-            "rejected_at": pa.array([now] * len(rejected), pa.timestamp("us", tz="UTC")),
-        },
-        schema=REJECTED_SCHEMA,
-    )
+class StagedAppend:
+    """The part of an append both lakes share: type checks and staging. Subclasses publish the stage."""
+
+    def __init__(self, source: str, known_types: dict[str, str], stage: Stage) -> None:
+        self.source = source
+        self.stage = stage
+        self._known = dict(known_types)
+        self._new: dict[str, str] = {}
+        self._finished = False
+
+    def attribute_types(self) -> dict[str, str]:
+        """The lake's attribute types plus those this append introduces."""
+        return {**self._known, **self._new}
+
+    def add(self, conformed: Conformed) -> None:
+        """Stage a conformed batch (its rejected rows included)."""
+        if self._finished:
+            raise RuntimeError("this append is already committed or aborted")
+        current = self.attribute_types()
+        for name, kind in conformed.attribute_types.items():
+            if current.get(name, kind) != kind:
+                raise DataError(
+                    f"attribute {name!r} is {current[name]} in the lake but {kind} in {self.source}"
+                )
+        self._new.update({k: v for k, v in conformed.attribute_types.items() if k not in self._known})
+        self.stage.add(conformed.table, conformed.derived_ids)
+        self.stage.add_rejected(conformed.rejected_rows)
+
+    def commit(self) -> AppendResult:
+        """Settle duplicates and publish everything staged, all or nothing."""
+        if self._finished:
+            raise RuntimeError("this append is already committed or aborted")
+        try:
+            self.stage.close()
+            return self._publish()
+        except BaseException:
+            self._discard()
+            raise
+        finally:
+            self._finished = True
+            self._release()
+
+    def abort(self) -> None:
+        """Throw the staged batches away."""
+        if self._finished:
+            return
+        self._finished = True
+        try:
+            # The stage is being thrown away: its write errors no longer matter.
+            with contextlib.suppress(Exception):
+                self.stage.close()
+            self._discard()
+        finally:
+            self._release()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.abort()
+
+    def _publish(self) -> AppendResult:
+        raise NotImplementedError
+
+    def _discard(self) -> None:
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        """Let go of whatever the append held (a lock, a temporary directory)."""
 
 
-def _types_of(table: pa.Table) -> dict[str, str]:
-    from playerguard.features.envelope import attribute_columns
+class AppendsInOneGo:
+    """`append_conformed` and `append_table` for a lake with `begin`."""
 
-    return {
-        name: NUMBER if pa.types.is_floating(table.schema.field(name).type) else STRING
-        for name in attribute_columns(table.column_names)
-    }
+    def begin(self, source: str) -> LakeAppend:
+        raise NotImplementedError
+
+    def append_conformed(self, conformed: Conformed, source: str) -> AppendResult:
+        """Append conformed rows and record the rejected ones, as one append."""
+        with self.begin(source) as append:
+            append.add(conformed)
+            return append.commit()
+
+    def append_table(self, table: pa.Table, source: str = "table") -> AppendResult:
+        """Append an Arrow table already in lake layout (e.g. from the simulator)."""
+        return self.append_conformed(conformed_table(table), source)
 
 
-class LocalLake:
-    """A hive-partitioned Parquet lake in a directory, with crash-safe, idempotent appends.
+class _FileLock:
+    """An exclusive advisory lock on a file (a no-op where fcntl does not exist)."""
 
-    An append stages its files under `.staging/<batch>/`, writes a commit marker, then moves the files into
-    place. A crash before the marker leaves the lake as it was (the stage is discarded on next open); a crash
-    after it is rolled forward on next open. Readers only ever glob the `events/` tree.
-    """
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle: Any = None
+
+    def acquire(self, blocking: bool = True) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a")  # noqa: SIM115 - held for the length of an append
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            except BlockingIOError:
+                handle.close()
+                return False
+        self._handle = handle
+        return True
+
+    def release(self) -> None:
+        if self._handle is not None:
+            if fcntl is not None:
+                fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+
+class LocalLake(AppendsInOneGo):
+    """A hive-partitioned Parquet lake in a directory, with crash-safe, idempotent appends."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -96,11 +235,11 @@ class LocalLake:
         return self.root / "rejected"
 
     @property
-    def _staging_dir(self) -> Path:
+    def staging_dir(self) -> Path:
         return self.root / ".staging"
 
     @property
-    def _schema_path(self) -> Path:
+    def schema_path(self) -> Path:
         return self.root / "schema.json"
 
     def events_glob(self) -> str:
@@ -112,99 +251,128 @@ class LocalLake:
     def has_events(self) -> bool:
         return self.events_dir.exists() and any(self.events_dir.glob("*/*.parquet"))
 
+    def has_rejected(self) -> bool:
+        return self.rejected_dir.exists() and any(self.rejected_dir.glob("*.parquet"))
+
     def attribute_types(self) -> dict[str, str]:
+        """Attribute name → NUMBER or STRING, for every attribute the lake has."""
         self.recover()
-        if not self._schema_path.exists():
+        return self._read_types()
+
+    def _read_types(self) -> dict[str, str]:
+        if not self.schema_path.exists():
             return {}
-        return json.loads(self._schema_path.read_text())
+        return json.loads(self.schema_path.read_text())
 
     def recover(self) -> None:
-        """Finish or discard appends interrupted by a crash."""
-        if not self._staging_dir.exists():
+        """Finish appends that crashed after their commit point, discard those that crashed before it.
+
+        Does nothing while another process is appending (its stage is live, not crashed).
+        """
+        if not self.staging_dir.exists():
             return
-        for stage in sorted(self._staging_dir.iterdir()):
+        lock = _FileLock(self.root / ".lock")
+        if not lock.acquire(blocking=False):
+            return
+        try:
+            self._recover()
+        finally:
+            lock.release()
+
+    def _recover(self) -> None:
+        if not self.staging_dir.exists():
+            return
+        for stage in sorted(self.staging_dir.iterdir()):
             marker = stage / "COMMIT"
             if marker.exists():
-                self._move_into_place(stage, json.loads(marker.read_text()))
+                _apply_moves(self.root, stage, json.loads(marker.read_text()))
             shutil.rmtree(stage, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            self.staging_dir.rmdir()
 
-    def existing_event_ids(self, dates: list[str]) -> set[str]:
-        ids: set[str] = set()
-        for date in dates:
-            for path in (self.events_dir / f"{PARTITION_COLUMN}={date}").glob("*.parquet"):
-                ids.update(pq.read_table(path, columns=["event_id"]).column(0).to_pylist())
-        return ids
+    def partition_ids(self, day: str) -> pa.Array:
+        """The event ids already in one day's partition."""
+        files = sorted((self.events_dir / f"{PARTITION_COLUMN}={day}").glob("*.parquet"))
+        return _column_of(files, "event_id")
 
-    def append_conformed(self, conformed: Conformed, source: str) -> AppendResult:
-        """Append conformed rows and record the rejected ones."""
-        result = self._append(to_arrow(conformed.valid, conformed.attribute_types), conformed.rejected, source)
-        return result
+    def rejected_ids(self) -> pa.Array:
+        """The ids of every rejected row recorded so far."""
+        return _column_of(
+            sorted(self.rejected_dir.glob("*.parquet")) if self.rejected_dir.exists() else [], "rejected_id"
+        )
 
-    def append_table(self, table: pa.Table) -> AppendResult:
-        """Append an Arrow table that already has the envelope schema (e.g. from the simulator)."""
-        return self._append(table, None, "")
+    def begin(self, source: str) -> LocalAppend:
+        """Start an append (takes the lake's lock until commit or abort)."""
+        return LocalAppend(self, source)
 
-    def _append(self, table: pa.Table, rejected: pd.DataFrame | None, source: str) -> AppendResult:
-        self.recover()
-        known = self.attribute_types()
-        incoming = _types_of(table)
-        clashes = {k: v for k, v in incoming.items() if k in known and known[k] != v}
-        if clashes:
-            name, kind = next(iter(clashes.items()))
-            raise DataError(f"attribute {name!r} is {known[name]} in the lake but {kind} in this batch")
-        dates = pc.unique(table.column(PARTITION_COLUMN)).to_pylist()
-        existing = self.existing_event_ids(dates)
-        before = table.num_rows
-        if existing:
-            table = table.filter(pc.invert(pc.is_in(table.column("event_id"), pa.array(list(existing)))))
-        table = _drop_duplicate_ids(table)
-        duplicates = before - table.num_rows
 
-        batch = uuid.uuid4().hex
-        stage = self._staging_dir / batch
-        stage.mkdir(parents=True)
+def _column_of(files: list[Path], column: str) -> pa.Array:
+    chunks = [chunk for path in files for chunk in pq.read_table(path, columns=[column]).column(0).chunks]
+    return pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
+
+
+def _apply_moves(root: Path, stage: Path, moves: list[list[str]]) -> None:
+    for source, target in moves:
+        if (stage / source).exists():
+            (root / target).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(stage / source, root / target)
+
+
+class LocalAppend(StagedAppend):
+    """An append to a LocalLake, staged under `.staging/<batch>/` while holding the lake's lock."""
+
+    def __init__(self, lake: LocalLake, source: str) -> None:
+        self.lake = lake
+        self._lock = _FileLock(lake.root / ".lock")
+        self._lock.acquire()
+        try:
+            lake._recover()
+            batch = uuid.uuid4().hex
+            directory = lake.staging_dir / batch
+            directory.mkdir(parents=True)
+            super().__init__(source, lake._read_types(), Stage(directory, batch))
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _publish(self) -> AppendResult:
+        directory = self.stage.directory
         moves: list[tuple[str, str]] = []
-        if table.num_rows:
-            pq.write_to_dataset(
-                table,
-                root_path=stage / "events",
-                partition_cols=[PARTITION_COLUMN],
-                basename_template=f"part-{batch}-{{i}}.parquet",
-            )
-            for path in (stage / "events").glob("*/*.parquet"):
-                moves.append((str(path), str(self.events_dir / path.parent.name / path.name)))
-        rejected_count = 0 if rejected is None else len(rejected)
-        rejected_location = None
-        if rejected_count:
-            rejected_path = stage / f"rejected-{batch}.parquet"
-            pq.write_table(_rejected_table(rejected, source), rejected_path)
-            target = self.rejected_dir / f"part-{batch}.parquet"
-            moves.append((str(rejected_path), str(target)))
-            rejected_location = str(target)
-        schema = {**known, **incoming}
-        schema_stage = stage / "schema.json"
-        schema_stage.write_text(json.dumps(schema, sort_keys=True))
-        moves.append((str(schema_stage), str(self._schema_path)))
-        marker = stage / "COMMIT"
+        added = duplicates = 0
+        for day in sorted(self.stage.days):
+            outcome = self.stage.resolve_day(day, self.lake.partition_ids(day))
+            added += outcome.added
+            duplicates += outcome.duplicates
+            moves += [(p.name, f"events/{PARTITION_COLUMN}={day}/{p.name}") for p in outcome.files]
+        rows = self.stage.rejected_rows()
+        records, recorded = rejected_records(rows, self.source, self.lake.rejected_ids())
+        if recorded:
+            pq.write_table(records, directory / "rejected.parquet")
+            moves.append(("rejected.parquet", f"rejected/part-{self.stage.batch}.parquet"))
+        types = self.attribute_types()
+        if types != self._known:
+            (directory / "schema.json").write_text(json.dumps(types, sort_keys=True, indent=1))
+            moves.append(("schema.json", "schema.json"))
+        marker = directory / "COMMIT.tmp"
         marker.write_text(json.dumps(moves))
-        self._move_into_place(stage, moves)
-        shutil.rmtree(stage, ignore_errors=True)
-        return AppendResult(table.num_rows, duplicates, rejected_count, rejected_location)
+        os.replace(marker, directory / "COMMIT")  # the commit point
+        _apply_moves(self.lake.root, directory, [list(m) for m in moves])
+        self._remove_stage()
+        location = str(self.lake.rejected_dir) if rows.num_rows else None
+        return AppendResult(added, duplicates, rows.num_rows, location)
 
-    @staticmethod
-    def _move_into_place(stage: Path, moves: list[list[str]] | list[tuple[str, str]]) -> None:
-        for source, target in moves:
-            if os.path.exists(source):
-                Path(target).parent.mkdir(parents=True, exist_ok=True)
-                os.replace(source, target)
+    def _discard(self) -> None:
+        if (self.stage.directory / "COMMIT").exists():
+            return  # past the commit point: the next recover() finishes the moves
+        self._remove_stage()
 
+    def _remove_stage(self) -> None:
+        shutil.rmtree(self.stage.directory, ignore_errors=True)
+        with contextlib.suppress(OSError):  # left in place while another stage is in it
+            self.lake.staging_dir.rmdir()
 
-def _drop_duplicate_ids(table: pa.Table) -> pa.Table:
-    ids = table.column("event_id")
-    if pc.count_distinct(ids).as_py() == table.num_rows:
-        return table
-    first = pa.table({"i": pa.array(range(table.num_rows)), "id": ids}).group_by("id").aggregate([("i", "min")])
-    return table.take(pc.sort_indices(first.column("i_min")))
+    def _release(self) -> None:
+        self._lock.release()
 
 
 def open_lake(settings: Settings) -> EventLake:
