@@ -1,0 +1,192 @@
+"""The feature layer's public functions: point-in-time features, training sets and feature sets.
+
+```python
+settings = Settings()
+features = build_features(settings, datetime(2026, 3, 1, tzinfo=UTC))
+train = build_training_set(settings, [datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 2, 8, tzinfo=UTC)])
+```
+Features at cutoff T use only events before T; labels only events in [T, T + horizon).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+
+from playerguard.errors import ConfigError, DataError
+from playerguard.features.compiler import CompiledQuery, check_days, compile_features, normalize_cutoff
+from playerguard.features.engines import AthenaEngine, SqlEngine, engine_for
+from playerguard.features.labels import (
+    attach_labels,
+    compile_last_event,
+    compile_outcomes,
+    load_inhuman_labels,
+)
+from playerguard.features.spec import FeatureSet, load_feature_set
+from playerguard.settings import Settings
+
+__all__ = ["build_features", "build_training_set", "feature_query", "load_feature_set"]
+
+Strategy = Literal["per_cutoff", "one_query"]
+"""How a training set's cutoffs are queried. Measured on 16M simulated events, 3 cutoffs (bench/):
+one query for all was ~10% faster locally but holds every cutoff's groups in memory at once; on Athena
+it saves a query round trip per cutoff. The default (None) is per_cutoff on DuckDB, one_query on Athena."""
+
+
+def _as_feature_set(feature_set: str | Path | FeatureSet) -> FeatureSet:
+    return feature_set if isinstance(feature_set, FeatureSet) else load_feature_set(feature_set)
+
+
+@contextmanager
+def _engine(settings: Settings, engine: SqlEngine | None) -> Iterator[SqlEngine]:
+    """The given engine, or one for the settings that is closed afterwards."""
+    if engine is not None:
+        yield engine
+        return
+    made = engine_for(settings)
+    try:
+        yield made
+    finally:
+        close = getattr(made, "close", None)
+        if close is not None:
+            close()
+
+
+def _run(engine: SqlEngine, query: CompiledQuery) -> pd.DataFrame:
+    return query.finalize(engine.query(query.sql, query.params))
+
+
+def feature_query(
+    feature_set: str | Path | FeatureSet,
+    cutoffs: Sequence[datetime],
+    *,
+    lookback_days: int = 28,
+    active_within_days: int | None = None,
+    columns: dict[str, str] | None = None,
+    database: str = "playerguard",
+    table: str = "events",
+) -> CompiledQuery:
+    """The Athena SQL and parameters `build_features` runs (for review: `playerguard features sql`)."""
+    return compile_features(
+        _as_feature_set(feature_set),
+        cutoffs,
+        lookback_days=lookback_days,
+        active_within_days=active_within_days,
+        columns=columns,
+        database=database,
+        table=table,
+    )
+
+
+def build_features(
+    settings: Settings,
+    cutoff: datetime,
+    *,
+    lookback_days: int = 28,
+    feature_set: str | Path | FeatureSet = "default",
+    active_within_days: int | None = None,
+    engine: SqlEngine | None = None,
+) -> pd.DataFrame:
+    """One row per player with any event before `cutoff` (or within `active_within_days` of it):
+    player_id, cutoff (UTC) and the feature set's features as float64, NaN where undefined.
+
+    `lookback_days` is the window of definitions whose window is `lookback`. A naive cutoff is UTC.
+    """
+    fs = _as_feature_set(feature_set)
+    with _engine(settings, engine) as eng:
+        query = compile_features(
+            fs,
+            [cutoff],
+            lookback_days=lookback_days,
+            active_within_days=active_within_days,
+            columns=eng.column_types(),
+            database=eng.database,
+            table=eng.table,
+        )
+        return _run(eng, query)
+
+
+def _check_horizon(engine: SqlEngine, last_cutoff: datetime, horizon_days: int) -> None:
+    """Refuse labels whose horizon runs past the lake's data: they would call everyone a churner."""
+    needed = last_cutoff + timedelta(days=horizon_days)
+    query = compile_last_event(last_cutoff, database=engine.database, table=engine.table)
+    value = engine.query(query.sql, query.params)["last_event"].iloc[0]
+    last_event = None if pd.isna(value) else datetime.fromtimestamp(float(value), UTC)
+    if last_event is None or last_event < needed - timedelta(days=1):
+        seen = last_event.isoformat() if last_event else "nothing after the cutoff"
+        raise DataError(
+            f"labels at cutoff {last_cutoff.isoformat()} need events until {needed.isoformat()}, but the lake's "
+            f"last event is {seen}; use an earlier cutoff or a shorter horizon"
+        )
+
+
+def _labelled(
+    engine: SqlEngine,
+    fs: FeatureSet,
+    cutoffs: list[datetime],
+    columns: dict[str, str],
+    horizon_days: int,
+    lookback_days: int,
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    features = compile_features(
+        fs,
+        cutoffs,
+        lookback_days=lookback_days,
+        with_activity=fs.labels.churn_event is not None,
+        columns=columns,
+        database=engine.database,
+        table=engine.table,
+    )
+    outcomes = compile_outcomes(
+        fs.labels, cutoffs, horizon_days, database=engine.database, table=engine.table
+    )
+    return _run(engine, features), (_run(engine, outcomes) if outcomes else None)
+
+
+def build_training_set(
+    settings: Settings,
+    cutoffs: list[datetime],
+    *,
+    horizon_days: int = 14,
+    lookback_days: int = 28,
+    feature_set: str | Path | FeatureSet = "default",
+    strategy: Strategy | None = None,
+    engine: SqlEngine | None = None,
+) -> pd.DataFrame:
+    """Features and labels for every player at every cutoff: player_id, cutoff, features, label_churn,
+    label_purchase, label_inhuman_play (Int8, NA where unknown or not applicable).
+
+    `strategy` "per_cutoff" runs one feature query per cutoff; "one_query" computes all cutoffs in one.
+    """
+    if not cutoffs:
+        raise ConfigError("build_training_set needs at least one cutoff")
+    if strategy not in (None, "per_cutoff", "one_query"):
+        raise ConfigError(f"unknown strategy {strategy!r}; use per_cutoff or one_query")
+    check_days(horizon_days, "horizon")
+    ordered = sorted({normalize_cutoff(c) for c in cutoffs})
+    fs = _as_feature_set(feature_set)
+    inhuman = load_inhuman_labels(settings)
+    with _engine(settings, engine) as eng:
+        columns = eng.column_types()
+        if fs.labels.churn_event or fs.labels.purchase_event:
+            _check_horizon(eng, ordered[-1], horizon_days)
+        if strategy is None:
+            strategy = "one_query" if isinstance(eng, AthenaEngine) else "per_cutoff"
+        batches = [ordered] if strategy == "one_query" else [[c] for c in ordered]
+        parts = [
+            attach_labels(
+                *_labelled(eng, fs, batch, columns, horizon_days, lookback_days), fs.labels, inhuman
+            )
+            for batch in batches
+        ]
+    frame = pd.concat(parts, ignore_index=True)
+    if frame.empty:
+        raise DataError(
+            "no player has an event before any of the cutoffs; check the cutoffs against the lake"
+        )
+    return frame

@@ -1,0 +1,207 @@
+"""The SQL engine port: run the compiled Athena SQL, locally with DuckDB or on AWS with Athena.
+
+Both engines take the same SQL text (Athena/Trino dialect, `?` placeholders) and the same parameter
+values. `DuckDBEngine` transpiles the SQL with sqlglot and runs it over a view named like the Glue table
+(`"<database>"."events"`) on the local Parquet lake. `AthenaEngine` hands it to
+`awswrangler.athena.read_sql_query` with server-side (qmark) execution parameters.
+
+Percentiles: Athena's `approx_percentile` is approximate; locally it becomes DuckDB's exact
+`quantile_cont` (linear interpolation, numpy's default), so local results are reproducible.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol, Self
+
+import pandas as pd
+import sqlglot
+from sqlglot import exp
+
+from playerguard.errors import DataError
+from playerguard.features.compiler import TIMESTAMP, quote
+from playerguard.features.envelope import NUMBER, STRING
+from playerguard.features.lake import LocalLake
+from playerguard.features.s3_lake import EVENTS_TABLE  # the Glue table; the local view takes its name
+from playerguard.settings import Settings
+
+_NUMERIC_TYPES = re.compile(r"^(double|float|real|bigint|int|integer|smallint|tinyint|decimal.*)$")
+
+
+class SqlEngine(Protocol):
+    """Runs Athena-dialect SQL with `?` parameters against the events table."""
+
+    database: str
+    table: str
+
+    def column_types(self) -> dict[str, str]:
+        """The events table's columns: "double", "string" or "timestamp"."""
+        ...
+
+    def query(self, sql: str, params: Sequence[str]) -> pd.DataFrame: ...
+
+
+def _kind_of(sql_type: str) -> str:
+    sql_type = sql_type.strip().lower()
+    if sql_type.startswith("timestamp"):
+        return TIMESTAMP
+    return NUMBER if _NUMERIC_TYPES.match(sql_type) else STRING
+
+
+def _for_duckdb(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, exp.ApproxQuantile):
+        quantiles = node.args["quantile"]
+        if isinstance(quantiles, exp.Array):  # DuckDB's list literal, not an ARRAY constructor
+            quantiles = exp.Array(expressions=quantiles.expressions)
+        return exp.Anonymous(this="quantile_cont", expressions=[node.this, quantiles])
+    if isinstance(node, exp.CTE):
+        # Trino inlines every CTE; DuckDB would otherwise materialize one read twice (`scoped`: every event).
+        node.set("materialized", False)
+    return node
+
+
+@lru_cache(maxsize=64)
+def transpile_to_duckdb(sql: str) -> str:
+    """The DuckDB form of Athena SQL: approx_percentile made exact (quantile_cont), CTEs inlined."""
+    tree = sqlglot.parse_one(sql, read="athena")
+    return tree.transform(_for_duckdb).sql(dialect="duckdb")
+
+
+class DuckDBEngine:
+    """DuckDB over the local lake. The connection and view are made on first use, not at construction."""
+
+    def __init__(
+        self,
+        lake_root: Path,
+        *,
+        database: str = "playerguard",
+        table: str = EVENTS_TABLE,
+        memory_limit: str | None = None,
+        threads: int | None = None,
+        temp_directory: Path | None = None,
+    ) -> None:
+        self.lake = LocalLake(lake_root)
+        self.database = database
+        self.table = table
+        self._config: dict[str, Any] = {}
+        if memory_limit:
+            self._config["memory_limit"] = memory_limit
+        if threads:
+            self._config["threads"] = threads
+        if temp_directory:
+            self._config["temp_directory"] = str(temp_directory)
+        self._con: Any = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **options: Any) -> DuckDBEngine:
+        options.setdefault("temp_directory", settings.home / "tmp" / "duckdb")
+        return cls(settings.lake_dir, database=settings.glue_database, **options)
+
+    def _connection(self) -> Any:
+        if self._con is None:
+            import duckdb
+
+            self.lake.recover()
+            if not self.lake.has_events():
+                raise DataError(
+                    f"the event lake at {self.lake.root} has no events; ingest or simulate some first"
+                )
+            if "temp_directory" in self._config:
+                Path(self._config["temp_directory"]).mkdir(parents=True, exist_ok=True)
+            con = duckdb.connect(config=self._config)
+            glob = self.lake.events_glob().replace("'", "''")  # a view cannot take parameters: quoted path
+            # The lake keeps UTC instants (TIMESTAMPTZ); Athena's column is a plain TIMESTAMP holding UTC.
+            # Rebuilding it from epoch microseconds avoids DuckDB's time-zone machinery (10x slower).
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.database)}")
+            con.execute(
+                f"CREATE OR REPLACE VIEW {quote(self.database)}.{quote(self.table)} AS "
+                "SELECT * REPLACE (make_timestamp(epoch_us(event_timestamp)) AS event_timestamp) "
+                f"FROM read_parquet('{glob}', hive_partitioning = true, union_by_name = true, "
+                "hive_types = {'event_date': VARCHAR})"
+            )
+            self._con = con
+        return self._con
+
+    def column_types(self) -> dict[str, str]:
+        rows = self._connection().execute(f"DESCRIBE {quote(self.database)}.{quote(self.table)}").fetchall()
+        return {name: _kind_of(sql_type) for name, sql_type, *_ in rows}
+
+    def query(self, sql: str, params: Sequence[str]) -> pd.DataFrame:
+        return self._connection().execute(transpile_to_duckdb(sql), list(params)).df()
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def athena_literal(value: str) -> str:
+    """A parameter value as Athena expects it: a quoted SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+class AthenaEngine:
+    """Athena through awswrangler. The boto3 session is built on first use if none is passed."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        boto3_session: Any = None,
+        table: str = EVENTS_TABLE,
+        ctas_approach: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.database = settings.glue_database
+        self.table = table
+        # Results are one row per player: reading Athena's CSV output is enough, and it needs no rights to
+        # create temporary Glue tables (which the CTAS approach does).
+        self.ctas_approach = ctas_approach
+        self._boto3_session = boto3_session
+
+    def _session(self) -> Any:
+        if self._boto3_session is None:
+            import boto3
+
+            self._boto3_session = boto3.Session(region_name=self.settings.region)
+        return self._boto3_session
+
+    def column_types(self) -> dict[str, str]:
+        import awswrangler as wr
+
+        types = wr.catalog.get_table_types(
+            database=self.database, table=self.table, boto3_session=self._session()
+        )
+        if types is None:
+            raise DataError(f"Glue table {self.database}.{self.table} does not exist; ingest events first")
+        return {name: _kind_of(sql_type) for name, sql_type in types.items()}
+
+    def query(self, sql: str, params: Sequence[str]) -> pd.DataFrame:
+        import awswrangler as wr
+
+        return wr.athena.read_sql_query(
+            sql,
+            database=self.database,
+            workgroup=self.settings.athena_workgroup,
+            s3_output=self.settings.athena_output_s3_uri,
+            params=[athena_literal(p) for p in params],
+            paramstyle="qmark",
+            ctas_approach=self.ctas_approach,
+            boto3_session=self._session(),
+        )
+
+
+def engine_for(settings: Settings, **options: Any) -> SqlEngine:
+    """The engine the settings' backend uses: DuckDB over the local lake, or Athena."""
+    if settings.backend == "aws":
+        return AthenaEngine(settings, **options)
+    return DuckDBEngine.from_settings(settings, **options)

@@ -1,0 +1,148 @@
+"""The online feature snapshot the stream scorer reads: the latest features of every player, by player_id.
+
+Locally it is a SQLite file, `<home>/online/features.sqlite`, replaced atomically (written beside the
+target, then renamed), so a reader sees the old snapshot or the new one, never half of one. On AWS the
+same rows go to a DynamoDB table (`dynamodb_store.DynamoDBFeatureStore`). Each row holds the cutoff and
+the features as JSON; a lookup returns floats, NaN where a feature is undefined.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import tempfile
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from playerguard.errors import DataError
+from playerguard.settings import Settings
+
+SNAPSHOT_NAME = Path("online") / "features.sqlite"
+_CHUNK = 500
+
+
+def feature_columns(frame: pd.DataFrame) -> list[str]:
+    """The feature columns of a features or training frame: numeric, not player_id/cutoff/label_*."""
+    return [
+        c
+        for c in frame.columns
+        if c not in ("player_id", "cutoff")
+        and not c.startswith("label_")
+        and pd.api.types.is_numeric_dtype(frame[c])
+    ]
+
+
+def snapshot_rows(frame: pd.DataFrame) -> Iterator[tuple[str, str, str]]:
+    """(player_id, cutoff ISO text, features JSON with null for NaN) per row; one row per player required."""
+    if "player_id" not in frame.columns:
+        raise DataError("the features frame has no player_id column")
+    duplicated = frame["player_id"].duplicated()
+    if duplicated.any():
+        raise DataError(
+            f"player {frame['player_id'][duplicated].iloc[0]!r} appears more than once; "
+            "a snapshot takes one row per player (build features at a single cutoff)"
+        )
+    names = feature_columns(frame)
+    values = frame[names].to_numpy(dtype="float64", na_value=np.nan)
+    cutoffs = (
+        pd.to_datetime(frame["cutoff"], utc=True).map(lambda c: c.isoformat())
+        if "cutoff" in frame.columns
+        else pd.Series("", index=frame.index)
+    )
+    for player, cutoff, row in zip(frame["player_id"].astype(str), cutoffs, values, strict=True):
+        document = {name: (None if math.isnan(v) else float(v)) for name, v in zip(names, row, strict=True)}
+        yield player, cutoff, json.dumps(document, separators=(",", ":"))
+
+
+def parse_features(document: str) -> dict[str, float]:
+    return {
+        name: (math.nan if value is None else float(value)) for name, value in json.loads(document).items()
+    }
+
+
+class SqliteFeatureStore:
+    """A SQLite snapshot of player features; `write` replaces the whole snapshot atomically."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SqliteFeatureStore:
+        return cls(settings.home / SNAPSHOT_NAME)
+
+    def write(self, features: pd.DataFrame) -> int:
+        """Replace the snapshot with one row per player of `features`; returns the number of players."""
+        rows = list(snapshot_rows(features))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=".features-", suffix=".sqlite", dir=self.path.parent)
+        os.close(handle)
+        try:
+            with sqlite3.connect(temporary) as con:
+                con.execute(
+                    "CREATE TABLE features (player_id TEXT PRIMARY KEY, cutoff TEXT, features TEXT NOT NULL)"
+                )
+                con.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                con.executemany("INSERT INTO features VALUES (?, ?, ?)", rows)
+                meta = {
+                    "feature_names": json.dumps(feature_columns(features)),
+                    "written_at": datetime.now(UTC).isoformat(),
+                    "players": str(len(rows)),
+                }
+                con.executemany("INSERT INTO meta VALUES (?, ?)", list(meta.items()))
+            con.close()
+            os.replace(temporary, self.path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        return len(rows)
+
+    def _connect(self) -> sqlite3.Connection:
+        if not self.path.exists():
+            raise DataError(
+                f"no feature snapshot at {self.path}; run `playerguard features build --snapshot` first"
+            )
+        return sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+
+    def metadata(self) -> dict[str, str]:
+        con = self._connect()
+        try:
+            return dict(con.execute("SELECT key, value FROM meta").fetchall())
+        finally:
+            con.close()
+
+    def lookup(self, player_ids: Iterable[str]) -> dict[str, dict[str, float]]:
+        """Features of each known player (unknown players are absent from the result)."""
+        ids = list(dict.fromkeys(str(p) for p in player_ids))
+        found: dict[str, dict[str, float]] = {}
+        con = self._connect()
+        try:
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start : start + _CHUNK]
+                marks = ", ".join("?" * len(chunk))
+                query = f"SELECT player_id, features FROM features WHERE player_id IN ({marks})"
+                for player, document in con.execute(query, chunk):
+                    found[player] = parse_features(document)
+        finally:
+            con.close()
+        return found
+
+
+def materialize_snapshot(settings: Settings, features_frame: pd.DataFrame, path: Path | None = None) -> Path:
+    """Write `features_frame` (one row per player) as the online snapshot; returns its path."""
+    store = SqliteFeatureStore(path) if path is not None else SqliteFeatureStore.from_settings(settings)
+    store.write(features_frame)
+    return store.path
+
+
+def lookup(
+    settings: Settings, player_ids: Iterable[str], path: Path | None = None
+) -> dict[str, dict[str, float]]:
+    """Features of each known player from the local snapshot."""
+    store = SqliteFeatureStore(path) if path is not None else SqliteFeatureStore.from_settings(settings)
+    return store.lookup(player_ids)
