@@ -27,6 +27,10 @@ from playerguard.training.propensity import ChurnModel, PurchaseModel
 
 FAST = {"n_estimators": 20, "learning_rate": 0.3, "max_depth": 3, "early_stopping_rounds": 5, "n_jobs": 1}
 
+from playerguard.features.spec import load_feature_set
+
+DEFAULT_FEATURES = load_feature_set("default").path
+
 
 @dataclass(frozen=True)
 class FeatureSetFile:
@@ -75,7 +79,7 @@ def saved_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture
 def feature_set(tmp_path: Path) -> FeatureSetFile:
     path = tmp_path / "features.yaml"
-    path.write_text("name: test\nfeatures: {}\n")
+    path.write_text(DEFAULT_FEATURES.read_text().replace("name: default", "name: test", 1))
     return FeatureSetFile("test", "a" * 64, path)
 
 

@@ -24,6 +24,10 @@ STRONG = {"n_estimators": 40, "learning_rate": 0.2, "max_depth": 3, "early_stopp
 # Two stumps catch one edge of the bump: better than the linear baseline, worse than STRONG.
 WEAK = {"n_estimators": 2, "max_depth": 1, "learning_rate": 0.5, "n_jobs": 1}
 
+from playerguard.features.spec import load_feature_set
+
+DEFAULT_FEATURES = load_feature_set("default").path
+
 
 @dataclass(frozen=True)
 class FeatureSetFile:
@@ -61,7 +65,7 @@ def registry(
 ) -> tuple[Settings, pd.DataFrame, TrainResult, TrainResult]:
     home = tmp_path_factory.mktemp("tracking")
     features_yaml = home / "features.yaml"
-    features_yaml.write_text("name: test\n")
+    features_yaml.write_text(DEFAULT_FEATURES.read_text().replace("name: default", "name: test", 1))
     settings = Settings(home=home / "home")
     frame = training_set()
     feature_set = FeatureSetFile("test", "f" * 64, features_yaml)
