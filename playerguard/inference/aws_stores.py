@@ -1,0 +1,195 @@
+"""AWS stores behind the SNS notifier: dead-letter sinks (SQS, S3) and the DynamoDB flag ledger.
+
+SNS itself remembers nothing (a FIFO topic only for five minutes), so on AWS the ledger table is what makes
+a redelivered flag a no-op across invocations and what enforces the policy's cooldown. boto3 is never
+imported: every store takes a client.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from playerguard.inference.flags import Cooldowns, Flag
+from playerguard.inference.notifiers import Claim, DeadLetter, is_transient_aws_error
+
+SQS_BATCH_LIMIT = 10
+SQS_BYTES_LIMIT = 256 * 1024
+"""SQS caps a message, and a whole SendMessageBatch, at 256 KiB."""
+
+
+def _sqs_body(letter: DeadLetter) -> str:
+    """The letter as JSON; a payload too big for one SQS message is cut, saying so (the S3 sink keeps all)."""
+    body = letter.to_json()
+    if len(body.encode()) <= SQS_BYTES_LIMIT:
+        return body
+    message = json.loads(body)
+    room = SQS_BYTES_LIMIT - len(body.encode()) + len(letter.data) - 1024
+    message |= {"data": letter.data[: max(room, 0)], "data_truncated": True, "data_length": len(letter.data)}
+    return json.dumps(message, sort_keys=True)
+
+
+def _sqs_chunks(bodies: list[str]) -> list[list[int]]:
+    """Indices of `bodies` grouped into batches within SQS's count and size limits."""
+    chunks: list[list[int]] = [[]]
+    size = 0
+    for index, body in enumerate(bodies):
+        length = len(body.encode())
+        if chunks[-1] and (len(chunks[-1]) == SQS_BATCH_LIMIT or size + length > SQS_BYTES_LIMIT):
+            chunks.append([])
+            size = 0
+        chunks[-1].append(index)
+        size += length
+    return [chunk for chunk in chunks if chunk]
+
+
+class SqsDeadLetters:
+    """Dead letters as SQS messages (SendMessageBatch, within SQS's count and size limits). A standard
+    queue may receive a redelivered poison record again; (source, sequence_number) identify it."""
+
+    def __init__(self, queue_url: str, client: Any) -> None:
+        self.queue_url = queue_url
+        self.client = client
+        self.fifo = queue_url.endswith(".fifo")
+
+    def send(self, letters: Sequence[DeadLetter]) -> dict[str, str]:
+        failed: dict[str, str] = {}
+        bodies = [_sqs_body(letter) for letter in letters]
+        for chunk in _sqs_chunks(bodies):
+            entries = []
+            for index in chunk:
+                entry = {"Id": str(index), "MessageBody": bodies[index]}
+                if self.fifo:
+                    entry |= {
+                        "MessageGroupId": letters[index].partition_key or "dead-letters",
+                        "MessageDeduplicationId": letters[index].key,
+                    }
+                entries.append(entry)
+            try:
+                response = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            except Exception as error:
+                if not is_transient_aws_error(error):
+                    raise
+                failed |= {letters[index].sequence_number: f"sqs: {error}" for index in chunk}
+                continue
+            for item in response.get("Failed", []):
+                failed[letters[int(item["Id"])].sequence_number] = (
+                    f"sqs: {item.get('Code')} {item.get('Message', '')}"
+                )
+        return failed
+
+
+class S3DeadLetters:
+    """Dead letters as one JSON object per record under an S3 prefix, keyed so a redelivery overwrites."""
+
+    def __init__(self, bucket: str, prefix: str, client: Any) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.client = client
+
+    def send(self, letters: Sequence[DeadLetter]) -> dict[str, str]:
+        failed: dict[str, str] = {}
+        for letter in letters:
+            key = f"{self.prefix}/{letter.dead_lettered_at[:10]}/{letter.key}.json".lstrip("/")
+            try:
+                self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=letter.to_json().encode("utf-8"),
+                    ContentType="application/json",
+                )
+            except Exception as error:
+                if not is_transient_aws_error(error):
+                    raise
+                failed[letter.sequence_number] = f"s3: {error}"
+        return failed
+
+
+class DynamoDbFlagLedger:
+    """Cross-invocation memory for SNS: which flag_ids were delivered, and the cooldown per player.
+
+    Items: `flag#<flag_id>` (status pending|published|suppressed) and `cooldown#<player>#<model>#<action>`
+    (the flag_id and event time of the latest flag). Conditional puts make both checks race-free. The table
+    needs a string hash key `pk` and may use `expires_at` as its TTL attribute.
+    """
+
+    def __init__(
+        self,
+        table: str,
+        client: Any,
+        cooldowns: Cooldowns | None = None,
+        retention: timedelta = timedelta(days=30),
+    ) -> None:
+        self.table = table
+        self.client = client
+        self.cooldowns = cooldowns or Cooldowns()
+        self.retention = retention
+
+    def _conditional_put(
+        self, item: dict[str, Any], condition: str, values: dict[str, Any] | None = None
+    ) -> bool:
+        kwargs: dict[str, Any] = {"TableName": self.table, "Item": item, "ConditionExpression": condition}
+        if values:
+            kwargs["ExpressionAttributeValues"] = values
+        try:
+            self.client.put_item(**kwargs)
+        except Exception as error:
+            if (
+                getattr(error, "response", {}).get("Error", {}).get("Code")
+                == "ConditionalCheckFailedException"
+            ):
+                return False
+            raise
+        return True
+
+    def _set_status(self, flag_id: str, status: str) -> None:
+        self.client.update_item(
+            TableName=self.table,
+            Key={"pk": {"S": f"flag#{flag_id}"}},
+            UpdateExpression="SET #s = :s",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":s": {"S": status}},
+        )
+
+    def claim(self, flag: Flag) -> Claim:
+        """ "new" when the flag should be published now, else why not."""
+        expires = str(int((datetime.now(UTC) + self.retention).timestamp()))
+        flag_key = {"S": f"flag#{flag.flag_id}"}
+        if not self._conditional_put(
+            {"pk": flag_key, "status": {"S": "pending"}, "expires_at": {"N": expires}},
+            "attribute_not_exists(pk)",
+        ):
+            stored = self.client.get_item(TableName=self.table, Key={"pk": flag_key}, ConsistentRead=True)
+            status = stored.get("Item", {}).get("status", {}).get("S", "pending")
+            if status == "published":
+                return "duplicate"
+            if status == "suppressed":
+                return "suppressed"
+        window = self.cooldowns.window(flag.model, flag.action).total_seconds()
+        if window <= 0:
+            return "new"
+        epoch = flag.event_time.timestamp()
+        claimed = self._conditional_put(
+            {
+                "pk": {"S": f"cooldown#{flag.player_id}#{flag.model}#{flag.action}"},
+                "flag_id": {"S": flag.flag_id},
+                "event_epoch": {"N": repr(epoch)},
+                "expires_at": {"N": expires},
+            },
+            "attribute_not_exists(pk) OR flag_id = :f OR event_epoch <= :lo OR event_epoch >= :hi",
+            {
+                ":f": {"S": flag.flag_id},
+                ":lo": {"N": repr(epoch - window)},
+                ":hi": {"N": repr(epoch + window)},
+            },
+        )
+        if not claimed:
+            self._set_status(flag.flag_id, "suppressed")
+            return "suppressed"
+        return "new"
+
+    def confirm(self, flag_id: str) -> None:
+        """Mark a flag delivered, so no later invocation publishes it again."""
+        self._set_status(flag_id, "published")

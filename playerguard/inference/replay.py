@@ -1,0 +1,331 @@
+"""Replay lake events through the stream handler, as Kinesis and Lambda would deliver them.
+
+Events are read day by day from the lake, wrapped into Kinesis records (base64 data, partition key =
+player_id, increasing sequence numbers, the stream's ARN) in batches, and handed to the same runtime the
+Lambda handler uses. Batch item failures are redelivered the way an event source mapping does it: from
+the lowest failed sequence number on, so the replay exercises the same exactly-once machinery.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from playerguard.errors import DataError
+from playerguard.inference.flags import Cooldowns
+from playerguard.inference.notifiers import OutboxNotifier
+from playerguard.inference.stream_endpoint import Endpoint, RetryPolicy
+from playerguard.inference.stream_handler import StreamRuntime
+from playerguard.inference.stream_processing import FeatureSource, StreamScorer
+from playerguard.settings import Settings
+
+REPLAY_STREAM_ARN = "arn:aws:kinesis:local:000000000000:stream/playerguard-replay"
+REPLAY_SHARD = "shardId-000000000000"
+_FIRST_SEQUENCE = 49_600_000_000_000_000_000_000_000_000_000_000_000_000_000_000_000_000_000
+
+
+def kinesis_record(
+    event: Mapping[str, Any],
+    sequence_number: int,
+    *,
+    stream_arn: str = REPLAY_STREAM_ARN,
+    region: str = "local",
+    arrival: float | None = None,
+) -> dict[str, Any]:
+    """One record shaped exactly as Lambda delivers Kinesis records."""
+    sequence = str(sequence_number)
+    return {
+        "kinesis": {
+            "kinesisSchemaVersion": "1.0",
+            "partitionKey": str(event.get("player_id", "")),
+            "sequenceNumber": sequence,
+            "data": base64.b64encode(json.dumps(event, separators=(",", ":")).encode("utf-8")).decode(
+                "ascii"
+            ),
+            "approximateArrivalTimestamp": arrival if arrival is not None else time.time(),
+        },
+        "eventSource": "aws:kinesis",
+        "eventVersion": "1.0",
+        "eventID": f"{REPLAY_SHARD}:{sequence}",
+        "eventName": "aws:kinesis:record",
+        "invokeIdentityArn": "arn:aws:iam::000000000000:role/playerguard-replay",
+        "awsRegion": region,
+        "eventSourceARN": stream_arn,
+    }
+
+
+def kinesis_batches(
+    events: Iterable[Mapping[str, Any]], batch_size: int = 100, first_sequence: int = _FIRST_SEQUENCE
+) -> Iterator[dict[str, Any]]:
+    """Kinesis events ({"Records": [...]}) of at most `batch_size` records, sequence numbers increasing."""
+    if not 1 <= batch_size <= 10_000:
+        raise DataError(f"batch size must be between 1 and 10000 (the Lambda maximum), got {batch_size}")
+    records: list[dict[str, Any]] = []
+    for offset, event in enumerate(events):
+        records.append(kinesis_record(event, first_sequence + offset))
+        if len(records) == batch_size:
+            yield {"Records": records}
+            records = []
+    if records:
+        yield {"Records": records}
+
+
+def records_to_redeliver(
+    records: Sequence[Mapping[str, Any]], response: Mapping[str, Any]
+) -> list[Mapping[str, Any]]:
+    """What Kinesis sends again after a partial batch response: every record from the lowest failed one."""
+    failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
+    if not failed:
+        return []
+    lowest = min(int(sequence) for sequence in failed)
+    return [record for record in records if int(record["kinesis"]["sequenceNumber"]) >= lowest]
+
+
+def lake_events(settings: Settings, start: date, end: date) -> Iterator[dict[str, Any]]:
+    """Events of the local lake with start <= event date <= end, in event-time order, as JSON-ready dicts
+    (read a day at a time; null attributes left out)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from playerguard.features.lake import LocalLake
+
+    if end < start:
+        raise DataError(f"--to {end} is before --from {start}")
+    lake = LocalLake.from_settings(settings)
+    if not lake.has_events():
+        raise DataError(f"the lake at {lake.root} has no events; ingest or simulate some first")
+    day = start
+    while day <= end:
+        files = sorted((lake.events_dir / f"event_date={day.isoformat()}").glob("*.parquet"))
+        if files:
+            table = pq.ParquetDataset(files).read()
+            table = table.sort_by([("event_timestamp", "ascending"), ("event_id", "ascending")])
+            stamps = pc.strftime(table.column("event_timestamp"), format="%Y-%m-%dT%H:%M:%SZ")
+            table = table.drop_columns([c for c in ("event_date",) if c in table.column_names])
+            table = table.set_column(table.column_names.index("event_timestamp"), "event_timestamp", stamps)
+            for row in table.to_pylist():
+                yield {name: value for name, value in row.items() if value is not None}
+        day += timedelta(days=1)
+
+
+@dataclass
+class ReplaySummary:
+    """What a replay did, summed over its batches and redeliveries."""
+
+    events: int = 0
+    batches: int = 0
+    invocations: int = 0
+    scored: int = 0
+    flagged: int = 0
+    duplicates: int = 0
+    suppressed: int = 0
+    dead_lettered: int = 0
+    retried: int = 0
+    unprocessed: int = 0
+    seconds: float = 0.0
+    endpoint: str = ""
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+    def __str__(self) -> str:
+        text = (
+            f"replayed {self.events:,} events in {self.batches:,} batches ({self.invocations:,} invocations) "
+            f"in {self.seconds:.1f}s ({self.events_per_second:,.0f} events/s) against {self.endpoint}: "
+            f"{self.scored:,} scored, {self.flagged:,} flags, {self.suppressed:,} within cooldown, "
+            f"{self.duplicates:,} duplicates refused, {self.dead_lettered:,} dead-lettered, "
+            f"{self.retried:,} retries"
+        )
+        if self.unprocessed:
+            text += f"; {self.unprocessed:,} events NOT processed after every redelivery ({self.failures[0]})"
+        return text
+
+
+def run_replay(
+    handle_batch: Callable[[dict[str, Any]], tuple[dict[str, Any], Any]],
+    batches: Iterable[dict[str, Any]],
+    *,
+    rate: float | None = None,
+    max_redeliveries: int = 3,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.perf_counter,
+) -> ReplaySummary:
+    """Feed batches to `handle_batch` (StreamRuntime.handle_batch), redelivering failures as Kinesis does.
+
+    `rate` caps the pace in events per second. Records still failing after `max_redeliveries` are counted
+    as unprocessed (on AWS they would go to the event source mapping's on-failure destination).
+    """
+    summary = ReplaySummary()
+    started = clock()
+    for event in batches:
+        records = event["Records"]
+        summary.batches += 1
+        summary.events += len(records)
+        for attempt in range(max_redeliveries + 1):
+            response, report = handle_batch({"Records": records})
+            summary.invocations += 1
+            for name in ("scored", "flagged", "duplicates", "suppressed", "dead_lettered", "retried"):
+                setattr(summary, name, getattr(summary, name) + getattr(report, name))
+            records = records_to_redeliver(records, response)
+            if not records:
+                break
+            if attempt < max_redeliveries:
+                sleep(min(0.5 * 2**attempt, 5.0))
+        if records:
+            summary.unprocessed += len(records)
+            summary.failures.append(next(iter(report.failed.values()), "unknown failure"))
+        if rate:
+            ahead = summary.events / rate - (clock() - started)
+            if ahead > 0:
+                sleep(ahead)
+    summary.seconds = clock() - started
+    return summary
+
+
+@contextmanager
+def local_scoring_server(
+    settings: Settings, bundle: Path | None = None, *, ready_timeout: float = 60.0
+) -> Iterator[tuple[str, Any]]:
+    """The local scoring server in a thread on a free loopback port: yields (url, served bundle).
+
+    `bundle` is a bundle directory or model.tar.gz; by default the registry's champions are bundled, as
+    `playerguard serve` does. The server stops when the block ends.
+    """
+    import socket
+
+    import uvicorn
+
+    from playerguard.inference.server import BundleHolder, BundleSource, create_app
+
+    holder = BundleHolder(BundleSource(settings, bundle).load)
+    served = holder.reload()
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(create_app(holder), log_level="warning", access_log=False))
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [listener]}, daemon=True, name="playerguard-replay-endpoint"
+    )
+    thread.start()
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise DataError("the local scoring server did not start; run `playerguard serve` to see why")
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", served
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        listener.close()
+
+
+@contextmanager
+def scoring_endpoint(
+    settings: Settings, bundle: Path | None = None
+) -> Iterator[tuple[Endpoint, str, Cooldowns]]:
+    """The endpoint replay scores against, its description, and the cooldowns of its policy.
+
+    PLAYERGUARD_ENDPOINT_URL wins; then the SageMaker endpoint for the aws backend; else a local server
+    started for the replay. The cooldowns come from the served bundle's policy when replay serves it, else
+    from the packaged default policy.
+    """
+    from playerguard.inference.flags import cooldowns_from_policy
+    from playerguard.inference.policy import load_policy
+    from playerguard.inference.stream_endpoint import HttpEndpoint, SageMakerEndpoint
+
+    if settings.endpoint_url:
+        yield HttpEndpoint(settings.endpoint_url), settings.endpoint_url, cooldowns_from_policy(load_policy())
+    elif settings.backend == "aws":
+        import boto3
+        from botocore.config import Config
+
+        client = boto3.client(
+            "sagemaker-runtime",
+            region_name=settings.region,
+            config=Config(retries={"mode": "standard", "max_attempts": 1}),
+        )
+        yield (
+            SageMakerEndpoint(settings.endpoint_name, client),
+            f"SageMaker endpoint {settings.endpoint_name}",
+            cooldowns_from_policy(load_policy()),
+        )
+    else:
+        with local_scoring_server(settings, bundle) as (url, served):
+            endpoint = HttpEndpoint(url)
+            try:
+                yield (
+                    endpoint,
+                    f"local server {url} ({served.bundle.path})",
+                    cooldowns_from_policy(served.bundle.policy),
+                )
+            finally:
+                endpoint.close()
+
+
+def local_stream_runtime(
+    settings: Settings,
+    endpoint: Endpoint,
+    outbox: OutboxNotifier,
+    *,
+    retry: RetryPolicy | None = None,
+    logger: logging.Logger | None = None,
+) -> StreamRuntime:
+    """The stream runtime with local backends: the outbox, and the online feature snapshot under `<home>`."""
+    return StreamRuntime(
+        StreamScorer(endpoint, outbox, online_feature_source(settings), retry=retry, logger=logger)
+    )
+
+
+def online_feature_source(settings: Settings) -> FeatureSource | None:
+    """The latest materialised feature snapshot (`<home>/online/features.sqlite`), if there is one; without
+    it every player is scored on its own events."""
+    from playerguard.features.online import SqliteFeatureStore
+
+    store = SqliteFeatureStore.from_settings(settings)
+    return store if store.path.exists() else None
+
+
+def replay(
+    settings: Settings,
+    start: date,
+    end: date,
+    *,
+    rate: float | None = None,
+    batch_size: int = 100,
+    bundle: Path | None = None,
+    max_redeliveries: int = 3,
+    logger: logging.Logger | None = None,
+) -> ReplaySummary:
+    """Replay the lake's events from `start` to `end` (inclusive) through the stream handler.
+
+    The endpoint is `settings.endpoint_url`, else the SageMaker endpoint for the aws backend, else a local
+    scoring server started for the replay on a free loopback port and stopped after it.
+    """
+    if rate is not None and rate <= 0:
+        raise DataError(f"--rate must be a positive number of events per second, got {rate}")
+    events = lake_events(settings, start, end)
+    first = next(events, None)  # check the lake before starting a server
+    if first is None:
+        raise DataError(f"the lake has no events from {start} to {end}")
+    batches = kinesis_batches(itertools.chain([first], events), batch_size)
+    with scoring_endpoint(settings, bundle) as (endpoint, description, cooldowns):
+        outbox = OutboxNotifier.from_home(settings.home, cooldowns)
+        try:
+            runtime = local_stream_runtime(settings, endpoint, outbox, logger=logger)
+            summary = run_replay(runtime.handle_batch, batches, rate=rate, max_redeliveries=max_redeliveries)
+        finally:
+            outbox.close()
+    summary.endpoint = description
+    return summary
