@@ -66,12 +66,30 @@ def simulate(
     days: Annotated[int, typer.Option(help="Number of days of play.")] = 60,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same game.")] = 7,
     replace: Annotated[bool, typer.Option(help="Clear the local lake and ground truth first.")] = False,
+    layout: Annotated[
+        str,
+        typer.Option(help="native (the event envelope) or gap (a Game Analytics Pipeline raw_events table)."),
+    ] = "native",
+    faults: Annotated[
+        int, typer.Option(help="gap layout: rows that break the mapping, to see them counted.")
+    ] = 0,
 ) -> None:
     """Simulate a game with known cheaters, bots, churners and buyers, and write it into the lake."""
-    from playerguard.features.simulation_io import write_simulation
+    from playerguard.errors import ConfigError
     from playerguard.settings import Settings
 
-    summary = write_simulation(Settings(), players=players, days=days, seed=seed, replace=replace)
+    if layout == "gap":
+        from playerguard.features.gap_layout import write_gap_simulation
+
+        summary = write_gap_simulation(
+            Settings(), players=players, days=days, seed=seed, replace=replace, faults=faults
+        )
+    elif layout == "native":
+        from playerguard.features.simulation_io import write_simulation
+
+        summary = write_simulation(Settings(), players=players, days=days, seed=seed, replace=replace)
+    else:
+        raise ConfigError(f"unknown layout {layout!r}; use native or gap")
     typer.echo(summary)
 
 
@@ -80,7 +98,9 @@ def demo(
     players: Annotated[int, typer.Option(help="Number of players to simulate.")] = 2000,
     days: Annotated[int, typer.Option(help="Number of days of play.")] = 60,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
-    home: Annotated[Path | None, typer.Option(help="State directory (default: PLAYERGUARD_HOME or ./.playerguard).")] = None,
+    home: Annotated[
+        Path | None, typer.Option(help="State directory (default: PLAYERGUARD_HOME or ./.playerguard).")
+    ] = None,
 ) -> None:
     """Run the whole loop on this machine, from nothing: simulate, build the lake, and report."""
     from playerguard.pipelines.demo import run_demo

@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     glue_database: str = "playerguard"
     athena_workgroup: str = "primary"
     athena_output_s3_uri: str | None = None
+    source_mapping: str | None = Field(
+        default=None,
+        description="Read an existing table through this source mapping (a name like `gap`, or a YAML path).",
+    )
 
     # Experiment tracking
     mlflow_tracking_uri: str | None = None

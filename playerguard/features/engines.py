@@ -26,6 +26,8 @@ from playerguard.features.compiler import TIMESTAMP, quote
 from playerguard.features.envelope import NUMBER, STRING
 from playerguard.features.lake import LocalLake
 from playerguard.features.s3_lake import EVENTS_TABLE  # the Glue table; the local view takes its name
+from playerguard.features.source_binding import MappedSource, register_local_table
+from playerguard.features.sources import SourceMapping, load_source_mapping
 from playerguard.settings import Settings
 
 _NUMERIC_TYPES = re.compile(r"^(double|float|real|bigint|int|integer|smallint|tinyint|decimal.*)$")
@@ -60,12 +62,24 @@ def _for_duckdb(node: exp.Expression) -> exp.Expression:
     if isinstance(node, exp.CTE):
         # Trino inlines every CTE; DuckDB would otherwise materialize one read twice (`scoped`: every event).
         node.set("materialized", False)
+    if isinstance(node, exp.JSONExtractScalar):
+        # Athena gives NULL for malformed JSON and for objects/arrays; DuckDB's ->> raises or gives the text.
+        valid = exp.Anonymous(this="json_valid", expressions=[node.this.copy()])
+        kind = exp.Anonymous(this="json_type", expressions=[node.this.copy(), node.expression.copy()])
+        nested = [exp.Literal.string("OBJECT"), exp.Literal.string("ARRAY")]
+        scalar = exp.not_(exp.In(this=kind, expressions=nested))
+        return exp.Case(ifs=[exp.If(this=exp.and_(valid, scalar), true=node)])
+    if isinstance(node, exp.UnixToTime):
+        # from_unixtime is UTC in Athena; DuckDB's to_timestamp is a TIMESTAMPTZ shown in the session's zone.
+        micros = exp.Mul(this=exp.Paren(this=node.this), expression=exp.Literal.number(1_000_000))
+        return exp.Anonymous(this="make_timestamp", expressions=[exp.cast(exp.Round(this=micros), "BIGINT")])
     return node
 
 
 @lru_cache(maxsize=64)
 def transpile_to_duckdb(sql: str) -> str:
-    """The DuckDB form of Athena SQL: approx_percentile made exact (quantile_cont), CTEs inlined."""
+    """The DuckDB form of Athena SQL: approx_percentile made exact (quantile_cont), CTEs inlined, JSON
+    extraction and from_unixtime with Athena's semantics."""
     tree = sqlglot.parse_one(sql, read="athena")
     return tree.transform(_for_duckdb).sql(dialect="duckdb")
 
@@ -82,8 +96,11 @@ class DuckDBEngine:
         memory_limit: str | None = None,
         threads: int | None = None,
         temp_directory: Path | None = None,
+        source: SourceMapping | None = None,
     ) -> None:
         self.lake = LocalLake(lake_root)
+        # A mapped source reads the studio's table at <lake_root>/<its table>/ in place of the lake's events.
+        self.source = MappedSource(source) if source is not None else None
         self.database = database
         self.table = table
         self._config: dict[str, Any] = {}
@@ -104,14 +121,18 @@ class DuckDBEngine:
         if self._con is None:
             import duckdb
 
-            self.lake.recover()
-            if not self.lake.has_events():
-                raise DataError(
-                    f"the event lake at {self.lake.root} has no events; ingest or simulate some first"
-                )
+            if self.source is None:
+                self.lake.recover()
+                if not self.lake.has_events():
+                    raise DataError(
+                        f"the event lake at {self.lake.root} has no events; ingest or simulate some first"
+                    )
             if "temp_directory" in self._config:
                 Path(self._config["temp_directory"]).mkdir(parents=True, exist_ok=True)
             con = duckdb.connect(config=self._config)
+            if self.source is not None:
+                self._con = register_local_table(con, self.source.mapping, self.lake.root)
+                return self._con
             glob = self.lake.events_glob().replace("'", "''")  # a view cannot take parameters: quoted path
             # The lake keeps UTC instants (TIMESTAMPTZ); Athena's column is a plain TIMESTAMP holding UTC.
             # Rebuilding it from epoch microseconds avoids DuckDB's time-zone machinery (10x slower).
@@ -126,10 +147,17 @@ class DuckDBEngine:
         return self._con
 
     def column_types(self) -> dict[str, str]:
+        if self.source is not None:
+            return self.source.mapping.column_types()
         rows = self._connection().execute(f"DESCRIBE {quote(self.database)}.{quote(self.table)}").fetchall()
         return {name: _kind_of(sql_type) for name, sql_type, *_ in rows}
 
     def query(self, sql: str, params: Sequence[str]) -> pd.DataFrame:
+        if self.source is not None:
+            sql, params = self.source.bind(sql, params, self.database, self.table, self._run)
+        return self._run(sql, params)
+
+    def _run(self, sql: str, params: Sequence[str]) -> pd.DataFrame:
         return self._connection().execute(transpile_to_duckdb(sql), list(params)).df()
 
     def close(self) -> None:
@@ -159,6 +187,7 @@ class AthenaEngine:
         boto3_session: Any = None,
         table: str = EVENTS_TABLE,
         ctas_approach: bool = False,
+        source: SourceMapping | None = None,
     ) -> None:
         self.settings = settings
         self.database = settings.glue_database
@@ -167,6 +196,7 @@ class AthenaEngine:
         # create temporary Glue tables (which the CTAS approach does).
         self.ctas_approach = ctas_approach
         self._boto3_session = boto3_session
+        self.source = MappedSource(source) if source is not None else None
 
     def _session(self) -> Any:
         if self._boto3_session is None:
@@ -176,6 +206,8 @@ class AthenaEngine:
         return self._boto3_session
 
     def column_types(self) -> dict[str, str]:
+        if self.source is not None:
+            return self.source.mapping.column_types()
         import awswrangler as wr
 
         types = wr.catalog.get_table_types(
@@ -186,6 +218,11 @@ class AthenaEngine:
         return {name: _kind_of(sql_type) for name, sql_type in types.items()}
 
     def query(self, sql: str, params: Sequence[str]) -> pd.DataFrame:
+        if self.source is not None:
+            sql, params = self.source.bind(sql, params, self.database, self.table, self._run)
+        return self._run(sql, params)
+
+    def _run(self, sql: str, params: Sequence[str]) -> pd.DataFrame:
         import awswrangler as wr
 
         return wr.athena.read_sql_query(
@@ -201,7 +238,10 @@ class AthenaEngine:
 
 
 def engine_for(settings: Settings, **options: Any) -> SqlEngine:
-    """The engine the settings' backend uses: DuckDB over the local lake, or Athena."""
+    """The engine the settings' backend uses: DuckDB over the local lake, or Athena; through the settings'
+    source mapping when there is one."""
+    if settings.source_mapping and "source" not in options:
+        options["source"] = load_source_mapping(settings.source_mapping)
     if settings.backend == "aws":
         return AthenaEngine(settings, **options)
     return DuckDBEngine.from_settings(settings, **options)

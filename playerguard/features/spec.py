@@ -391,7 +391,7 @@ def parse_feature_set(document: object, *, default_name: str, path: Path | None 
 
 def packaged_feature_sets() -> list[str]:
     """Names of the feature sets shipped with playerguard."""
-    return sorted(p.stem for p in _PACKAGED_DIR.glob("*.yaml"))
+    return sorted(p.stem for p in _PACKAGED_DIR.glob("*.yaml") if not p.stem.endswith("_source"))
 
 
 def load_feature_set(name_or_path: str | Path) -> FeatureSet:

@@ -13,6 +13,8 @@ from playerguard.settings import Settings
 
 def lake_date_range(settings: Settings) -> tuple[date, date]:
     """First and last `event_date` partition of the lake (local directory, or S3 for the aws backend)."""
+    if settings.source_mapping:
+        return _mapped_date_range(settings)
     if settings.backend == "aws":
         if not settings.lake_s3_uri:
             raise DataError("PLAYERGUARD_LAKE_S3_URI is not set; cannot find the lake's date range")
@@ -34,6 +36,22 @@ def lake_date_range(settings: Settings) -> tuple[date, date]:
         raise DataError(
             f"the lake at {settings.lake_s3_uri or settings.lake_dir} has no events; ingest or simulate first"
         )
+    return days[0], days[-1]
+
+
+def _mapped_date_range(settings: Settings) -> tuple[date, date]:
+    """First and last day partition of a table read through a source mapping (Glue, or the local directory)."""
+    from playerguard.features.source_check import GlueCatalog, LocalCatalog
+    from playerguard.features.sources import load_source_mapping
+
+    mapping = load_source_mapping(settings.source_mapping)
+    catalog = GlueCatalog(mapping, None) if settings.backend == "aws" else LocalCatalog(mapping, settings.lake_dir)
+    days = sorted(
+        date(*(int(part) for part in values)) if len(values) == 3 else date.fromisoformat(values[0])
+        for values in catalog.partitions()
+    )
+    if not days:
+        raise DataError(f"table {mapping.table} has no partitions; ingest or simulate first")
     return days[0], days[-1]
 
 

@@ -30,6 +30,7 @@ NOTEBOOKS = (
     "02_train_and_evaluate.ipynb",
     "03_score_review_drift.ipynb",
     "04_real_cs2_data.ipynb",
+    "05_bring_your_own_lake.ipynb",
 )
 CELL_TIMEOUT_SECONDS = 300
 
