@@ -92,6 +92,7 @@ def score_command(
     bundle: Annotated[Path | None, typer.Option(help="Model bundle (default: the registry's champions).")] = None,
     lookback_days: Annotated[int, typer.Option(help="Feature window before the cutoff, in days.")] = 28,
     active_within_days: Annotated[int | None, typer.Option(help="Only players active within this many days.")] = None,
+    to_lake: Annotated[bool, typer.Option(help="Also write player_scores/player_flags into the lake (Glue on aws).")] = False,
     home: HomeOption = None,
 ) -> None:
     """Batch-score the population at a cutoff with the champion models: scores, actions and reasons."""
@@ -113,6 +114,10 @@ def score_command(
         typer.echo(f"note: {note}")
     acted = int((scores.table["actions"] != "[]").sum())
     typer.echo(f"scored {len(scores.table):,} players at {cutoff.isoformat()}; {acted:,} with an action; wrote {out}")
+    if to_lake:
+        from playerguard.features.writeback import write_results
+
+        typer.echo(str(write_results(settings, scores.table, cutoff=cutoff)))
 
 
 @models_app.command("list")
