@@ -23,7 +23,13 @@ from playerguard import __version__
 from playerguard.errors import ConfigError, DataError
 from playerguard.inference.policy import Policy, default_policy_path
 from playerguard.settings import Settings
-from playerguard.training.base import ScoringModel, check_model_name, class_path, load_model
+from playerguard.training.base import (
+    ScoringModel,
+    check_model_name,
+    class_path_of,
+    known_class_paths,
+    load_model,
+)
 
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
@@ -130,12 +136,15 @@ def write_bundle(
     policy_source = Path(policy_path) if policy_path is not None else default_policy_path()
     policy = Policy.from_yaml(policy_source)
     thresholds: dict[str, float | None] = {}
+    classes: dict[str, str] = {}
     for source in sources:
         name = check_model_name(source.model)
         if name in thresholds:
             raise DataError(f"the bundle lists the {name} model twice")
-        threshold = getattr(load_model(name, source.directory), "threshold_", None)
+        model = load_model(name, source.directory)
+        threshold = getattr(model, "threshold_", None)
         thresholds[name] = None if threshold is None else float(threshold)
+        classes[name] = class_path_of(model)
     _check_policy(policy, thresholds)
 
     directory = _prepare_directory(directory)
@@ -149,7 +158,7 @@ def write_bundle(
             "registered_name": source.registered_name,
             "version": source.version or f"unregistered-{content[:12]}",
             "run_id": source.run_id,
-            "class": class_path(source.model),
+            "class": classes[source.model],
             "threshold": thresholds[source.model],
             "files": files,
         }
@@ -220,11 +229,13 @@ def _load_directory(directory: Path, shown_as: Path) -> Bundle:
     models: dict[str, ScoringModel] = {}
     for name, entry in manifest["models"].items():
         check_model_name(name)
-        if entry["class"] != class_path(name):
+        # Only a class registered for this model is ever imported, whatever the manifest says.
+        if entry["class"] not in known_class_paths(name):
             raise DataError(
-                f"{shown_as}: model {name} names class {entry['class']}, expected {class_path(name)}"
+                f"{shown_as}: model {name} names class {entry['class']}, expected one of "
+                f"{', '.join(known_class_paths(name))}"
             )
-        models[name] = load_model(name, directory / MODELS_DIR / name)
+        models[name] = load_model(name, directory / MODELS_DIR / name, path=entry["class"])
     policy = Policy.from_yaml(directory / POLICY_FILE)
     _check_policy(policy, {name: entry["threshold"] for name, entry in manifest["models"].items()})
     from playerguard.features.spec import load_feature_set

@@ -15,7 +15,8 @@ import pandas as pd
 
 from playerguard.errors import DataError, PlayerguardError
 from playerguard.settings import Settings
-from playerguard.training.base import binary_labels, label_column, load_model
+from playerguard.training.base import binary_labels, label_column, load_model, saved_kind
+from playerguard.training.fitting import judged_rows
 from playerguard.training.metrics import evaluate
 from playerguard.training.splits import OutOfTimeSplit, labelled_rows, split_by_cutoff
 
@@ -45,8 +46,9 @@ def evaluate_models(
     for name, directory in sorted(model_dirs.items()):
         split = held_out_split(training_set, name, horizon_days=horizon_days)
         model = load_model(name, Path(directory))
-        y_test = binary_labels(split.test[label_column(name)], f"{name} test labels")
-        scores = np.asarray(model.predict_score(split.test), dtype="float64")
+        test = split.test.loc[judged_rows(model, split.test)]
+        y_test = binary_labels(test[label_column(name)], f"{name} test labels")
+        scores = np.asarray(model.predict_score(test), dtype="float64")
         models[name] = {
             "test_cutoff": split.test_cutoff.isoformat(),
             "metrics": {key: _json_number(value) for key, value in evaluate(y_test, scores).items()},
@@ -94,8 +96,10 @@ def _champion_metrics(
     with tempfile.TemporaryDirectory() as scratch:
         files = tracker.download(model, champion, Path(scratch) / "champion")
         try:
-            scores = load_model(model, files.directory).predict_score(split.test)
-            return files.version, evaluate(binary_labels(split.test[label_column(model)]), scores), None
+            champion_model = load_model(model, files.directory)
+            test = split.test.loc[judged_rows(champion_model, split.test)]
+            scores = champion_model.predict_score(test)
+            return files.version, evaluate(binary_labels(test[label_column(model)]), scores), None
         except (PlayerguardError, ValueError, KeyError, OSError, XGBoostError) as error:
             # A champion that no longer loads or scores must not block its replacement.
             return files.version, None, f"{type(error).__name__}: {error}"
@@ -160,7 +164,7 @@ def register_models(
                 },
             )
             source = tracker.log_directory(run_id, Path(directory), MODEL_ARTIFACT_PATH)
-            version = tracker.register(name, run_id, source)
+            version = tracker.register(name, run_id, source, kind=saved_kind(name, Path(directory)))
             report = Path(directory).parent / "report"
             if report.is_dir():
                 tracker.log_directory(run_id, report, REPORT_ARTIFACT_PATH)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar, Protocol, Self, runtime_checkable
@@ -14,12 +15,22 @@ from playerguard.errors import ConfigError, DataError
 
 MODEL_NAMES: tuple[str, ...] = ("inhuman_play", "churn", "purchase")
 
-# Imported on first use so that loading one model never imports the others' dependencies.
-_MODEL_CLASSES: dict[str, str] = {
-    "inhuman_play": "playerguard.training.inhuman_play:InhumanPlayModel",
-    "churn": "playerguard.training.propensity:ChurnModel",
-    "purchase": "playerguard.training.propensity:PurchaseModel",
+# Per model, the classes a saved model of it may be, by kind; the first kind is the default. Classes are
+# imported on first use so that loading one model never imports the others' dependencies, and only these
+# classes are ever imported for a model (a bundle's manifest names one of them).
+_MODEL_CLASSES: dict[str, dict[str, str]] = {
+    "inhuman_play": {"hybrid": "playerguard.training.inhuman_play:InhumanPlayModel"},
+    "churn": {
+        "xgboost": "playerguard.training.propensity:ChurnModel",
+        "logistic_baseline": "playerguard.training.logistic:LogisticChurnModel",
+    },
+    "purchase": {
+        "xgboost": "playerguard.training.propensity:PurchaseModel",
+        "logistic_baseline": "playerguard.training.logistic:LogisticPurchaseModel",
+    },
 }
+# Every model class writes its state here; its "kind" key names the class (absent: the default kind).
+STATE_FILE = "model.json"
 
 NON_FEATURE_COLUMNS = frozenset({"player_id", "cutoff"})
 LABEL_PREFIX = "label_"
@@ -64,21 +75,67 @@ def check_model_name(model_name: str) -> str:
     return model_name
 
 
-def class_path(model_name: str) -> str:
-    """The `module:Class` path registered for `model_name`."""
-    return _MODEL_CLASSES[check_model_name(model_name)]
+def model_kinds(model_name: str) -> tuple[str, ...]:
+    """The kinds of model that may serve `model_name`, the default first."""
+    return tuple(_MODEL_CLASSES[check_model_name(model_name)])
 
 
-def get_model_class(model_name: str) -> type[ScoringModel]:
-    """Import and return the class registered for `model_name`."""
-    module_name, _, class_name = class_path(model_name).partition(":")
+def class_path(model_name: str, kind: str | None = None) -> str:
+    """The `module:Class` path registered for `model_name` and `kind` (default: the model's default kind)."""
+    classes = _MODEL_CLASSES[check_model_name(model_name)]
+    if kind is None:
+        return next(iter(classes.values()))
+    if kind not in classes:
+        raise DataError(f"unknown kind {kind!r} of {model_name} model: expected one of {', '.join(classes)}")
+    return classes[kind]
+
+
+def known_class_paths(model_name: str) -> tuple[str, ...]:
+    """Every `module:Class` path a saved `model_name` model may name."""
+    return tuple(_MODEL_CLASSES[check_model_name(model_name)].values())
+
+
+def kind_of(model: ScoringModel) -> str:
+    """The kind of a model instance (its class's `kind`, or its model's default kind)."""
+    return getattr(type(model), "kind", None) or model_kinds(model.name)[0]
+
+
+def class_path_of(model: ScoringModel) -> str:
+    """The registered `module:Class` path of a model instance; DataError for an unregistered class."""
+    path = f"{type(model).__module__}:{type(model).__qualname__}"
+    if path not in known_class_paths(model.name):
+        raise DataError(f"{path} is not a registered class of the {model.name} model")
+    return path
+
+
+def saved_kind(model_name: str, directory: Path) -> str:
+    """The kind a saved model directory holds, from its state file (default kind when it names none)."""
+    try:
+        state = json.loads((Path(directory) / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return model_kinds(model_name)[0]  # the class's own load reports what is wrong with the directory
+    kind = state.get("kind") if isinstance(state, dict) else None
+    return kind if isinstance(kind, str) else model_kinds(model_name)[0]
+
+
+def get_model_class(model_name: str, kind: str | None = None, *, path: str | None = None) -> type[ScoringModel]:
+    """Import and return the class of `model_name`: the one registered for `kind`, or `path` when given,
+    which must be one of the model's registered class paths (DataError otherwise)."""
+    if path is None:
+        path = class_path(model_name, kind)
+    elif path not in known_class_paths(model_name):
+        raise DataError(f"{path!r} is not a registered class of the {model_name} model")
+    module_name, _, class_name = path.partition(":")
     module = importlib.import_module(module_name)
     return getattr(module, class_name)
 
 
-def load_model(model_name: str, directory: Path) -> ScoringModel:
-    """Load a saved model of kind `model_name` from `directory`."""
-    return get_model_class(model_name).load(Path(directory))
+def load_model(model_name: str, directory: Path, *, path: str | None = None) -> ScoringModel:
+    """Load a saved model of `model_name` from `directory`, with the class `path` names when given, else
+    the class of the kind the directory records."""
+    if path is None:
+        return get_model_class(model_name, saved_kind(model_name, directory)).load(Path(directory))
+    return get_model_class(model_name, path=path).load(Path(directory))
 
 
 def feature_columns(frame: pd.DataFrame) -> list[str]:

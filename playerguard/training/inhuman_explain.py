@@ -1,50 +1,109 @@
-"""Per-row reasons of the inhuman-play model: the features that raise a row's score the most."""
+"""Per-row reasons: the features with the largest contributions, and tree contributions computed exactly
+(TreeSHAP) or approximately (Saabas), per row. Shared by the inhuman-play and propensity models.
+
+Exact TreeSHAP costs about 0.2 ms per row for a few hundred trees; XGBoost's approximate contributions
+(`approx_contribs`, Saabas: each split's change in the node's expected value, credited to its feature) cost
+20 to 30 times less, but in our measurements (synthetic bundle, 2,000 rows) their top three features differed
+from TreeSHAP's on 40 to 80% of rows (the top one on 1 to 25%). So when a caller
+names the rows that need exact reasons (those the policy acts on, which a reviewer reads), only those get
+TreeSHAP, and every reason says which method produced it.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import xgboost as xgb
+
+if TYPE_CHECKING:
+    import xgboost as xgb
+
+TREE_SHAP = "tree_shap"
+APPROX = "approx"
 
 
-def _top_positive(
-    contributions: np.ndarray, values: np.ndarray, names: list[str], top_k: int
+def top_reasons(
+    contributions: np.ndarray,
+    values: np.ndarray,
+    names: list[str],
+    top_k: int,
+    *,
+    positive_only: bool = False,
+    methods: np.ndarray | None = None,
 ) -> list[list[dict]]:
-    """Per row, up to `top_k` features with the largest positive contribution, largest first."""
-    order = np.argsort(-contributions, axis=1, kind="stable")[:, :top_k]
+    """Per row, up to `top_k` features with the largest |contribution| (with `positive_only`: the largest
+    positive contribution), largest first; a zero contribution is never a reason. With `methods` (one
+    string per row), each reason also carries `"method"`."""
+    order = np.argsort(-contributions if positive_only else -np.abs(contributions), axis=1, kind="stable")
+    order = order[:, :top_k]
+    top = np.take_along_axis(contributions, order, axis=1).tolist()
+    shown = np.take_along_axis(values, order, axis=1).tolist()
+    labels = [None] * len(top) if methods is None else list(methods)
     reasons: list[list[dict]] = []
-    for row, columns in enumerate(order):
+    for columns, row_contributions, row_values, method in zip(order.tolist(), top, shown, labels, strict=True):
         row_reasons = []
-        for column in columns:
-            contribution = float(contributions[row, column])
-            if not contribution > 0.0:
-                break  # only what pushes the score up explains a flag
-            value = values[row, column]
-            row_reasons.append(
-                {
-                    "kind": "feature",
-                    "name": names[column],
-                    "value": None if np.isnan(value) else float(value),
-                    "contribution": contribution,
-                }
-            )
+        for column, contribution, value in zip(columns, row_contributions, row_values, strict=True):
+            if not (contribution > 0.0 if positive_only else contribution != 0.0):
+                break  # a feature that played no part (or, positive_only, lowered the score) explains nothing
+            reason = {
+                "kind": "feature",
+                "name": names[column],
+                "value": None if math.isnan(value) else value,  # NaN: undefined feature
+                "contribution": contribution,
+            }
+            if method is not None:
+                reason["method"] = method
+            row_reasons.append(reason)
         reasons.append(row_reasons)
     return reasons
 
 
-def shap_reasons(booster: xgb.Booster, features: pd.DataFrame, weight: float, top_k: int) -> list[list[dict]]:
-    """TreeSHAP contributions (XGBoost `pred_contribs`), times the stacker's weight on the booster's log-odds,
+def tree_contributions(
+    booster: xgb.Booster, matrix: np.ndarray, names: list[str], exact_rows: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per-feature contributions to the booster's margin (rows × features, bias dropped), and the method
+    per row: exact TreeSHAP everywhere when `exact_rows` is None (methods None), else TreeSHAP on the rows
+    it marks and approximate contributions on the others."""
+    import xgboost as xgb
+
+    def contribs(rows: np.ndarray, approx: bool) -> np.ndarray:
+        data = xgb.DMatrix(rows, feature_names=names)
+        return booster.predict(data, pred_contribs=True, approx_contribs=approx)[:, :-1]  # last column: bias
+
+    if exact_rows is None:
+        return contribs(matrix, approx=False), None
+    exact_rows = np.asarray(exact_rows, dtype=bool)
+    out = np.zeros((matrix.shape[0], len(names)), dtype="float32")
+    if exact_rows.any():
+        out[exact_rows] = contribs(matrix[exact_rows], approx=False)
+    if not exact_rows.all():
+        out[~exact_rows] = contribs(matrix[~exact_rows], approx=True)
+    return out, np.where(exact_rows, TREE_SHAP, APPROX)
+
+
+def shap_reasons(
+    booster: xgb.Booster,
+    features: pd.DataFrame,
+    weight: float,
+    top_k: int,
+    exact_rows: np.ndarray | None = None,
+) -> list[list[dict]]:
+    """Tree contributions (see `tree_contributions`), times the stacker's weight on the booster's log-odds,
     so they are in log-odds of the combined score."""
     names = list(features.columns)
-    matrix = xgb.DMatrix(features, feature_names=names)
-    contributions = booster.predict(matrix, pred_contribs=True)[:, :-1] * weight  # last column: bias
-    return _top_positive(contributions, features.to_numpy(dtype="float64"), names, top_k)
+    values = features.to_numpy(dtype="float64")
+    contributions, methods = tree_contributions(booster, values, names, exact_rows)
+    return top_reasons(contributions * weight, values, names, top_k, positive_only=True, methods=methods)
 
 
-def detector_reasons(detector: Any, features: pd.DataFrame, top_k: int) -> list[list[dict]]:
-    """The detector's per-feature deviations on the suspicious side (see `inhuman_detectors`)."""
+def detector_reasons(
+    detector: Any, features: pd.DataFrame, top_k: int, method: str | None = None
+) -> list[list[dict]]:
+    """The detector's per-feature deviations on the suspicious side (see `inhuman_detectors`); with
+    `method`, each reason carries it."""
     names = list(detector.features)
     values = features.reindex(columns=names).to_numpy(dtype="float64", na_value=np.nan)
-    return _top_positive(detector.deviations(features), values, names, top_k)
+    methods = None if method is None else np.full(len(features), method)
+    return top_reasons(detector.deviations(features), values, names, top_k, positive_only=True, methods=methods)

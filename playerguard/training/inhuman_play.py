@@ -84,6 +84,10 @@ class InhumanPlayModel:
     """
 
     name: ClassVar[str] = "inhuman_play"
+    kind: ClassVar[str] = "hybrid"
+    # predict_score and explain also take the float64 matrix of `feature_names_` (the scoring hot path),
+    # and explain takes `exact_rows`.
+    matrix_input: ClassVar[bool] = True
 
     _PARAM_NAMES: ClassVar[tuple[str, ...]] = (
         "rules", "directions", "detector", "min_evidence", "target_fpr", "min_positives", "cv_folds",
@@ -296,26 +300,45 @@ class InhumanPlayModel:
         supervised = _margin(self.booster_, features)
         return self.stacker_.predict(np.column_stack([supervised, detector_logit, fired]))
 
-    def predict_score(self, X: pd.DataFrame) -> np.ndarray:
+    def _features(self, X: pd.DataFrame | np.ndarray) -> pd.DataFrame:
+        """The float64 frame of `feature_names_`: selected from a frame, or wrapped around an array taken
+        as that matrix (no copy)."""
+        if isinstance(X, np.ndarray):
+            if X.ndim != 2 or X.shape[1] != len(self.feature_names_):
+                raise DataError(f"the {self.name} model takes {len(self.feature_names_)} feature columns, got {X.shape}")
+            return pd.DataFrame(np.asarray(X, dtype="float64"), columns=self.feature_names_, copy=False)
+        return select_features(X, self.feature_names_)
+
+    def judged(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Per row, whether it has the minimum evidence to be judged (the others score 0, without reasons)."""
+        return has_evidence(self._features(X), self.evidence_)
+
+    def predict_score(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Score in [0, 1] per row (a calibrated probability in supervised mode); 0 without enough evidence."""
-        features = select_features(X, self.feature_names_)
+        features = self._features(X)
         return np.where(has_evidence(features, self.evidence_), self._score(features), 0.0)
 
-    def explain(self, X: pd.DataFrame, top_k: int = 3) -> list[list[dict]]:
+    def explain(
+        self, X: pd.DataFrame | np.ndarray, top_k: int = 3, *, exact_rows: np.ndarray | None = None
+    ) -> list[list[dict]]:
         """Per row: the fired rules, then the features that raise the score most, up to `top_k` reasons.
 
         Feature contributions are TreeSHAP log-odds scaled by the stacker's weight (supervised mode), or
         the detector's deviations (unsupervised mode): each feature's excess tail score in nats for the
         tail detector, directed robust z-scores for the IsolationForest. Rows without enough evidence to
-        be judged get no reasons.
+        be judged get no reasons. With `exact_rows` (a boolean per row), only those rows get exact TreeSHAP,
+        the others XGBoost's approximate contributions, and each feature reason names its method
+        ("tree_shap", "approx", or "detector").
         """
-        features = select_features(X, self.feature_names_)
+        features = self._features(X)
         judged = has_evidence(features, self.evidence_)
         fired = fired_matrix(self.active_rules_, features)
         if self.booster_ is not None:
-            feature_reasons = shap_reasons(self.booster_, features, float(self.stacker_.weights_[0]), top_k)
+            weight = float(self.stacker_.weights_[0])
+            feature_reasons = shap_reasons(self.booster_, features, weight, top_k, exact_rows)
         else:
-            feature_reasons = detector_reasons(self.detector_, features, top_k)
+            method = None if exact_rows is None else "detector"
+            feature_reasons = detector_reasons(self.detector_, features, top_k, method)
         reasons = []
         for row, row_features in enumerate(feature_reasons):
             if not judged[row]:
@@ -340,6 +363,7 @@ class InhumanPlayModel:
         state = {
             "format_version": FORMAT_VERSION,
             "name": self.name,
+            "kind": self.kind,
             "params": self.get_params(),
             "mode": self.mode_,
             "feature_names": self.feature_names_,
@@ -391,7 +415,9 @@ class InhumanPlayModel:
 
 
 def _margin(booster: xgb.Booster, features: pd.DataFrame) -> np.ndarray:
-    return np.asarray(booster.inplace_predict(features, predict_type="margin"), dtype="float64")
+    # numpy, not the frame: xgboost's pandas conversion costs ten times the prediction on a request
+    values = features.to_numpy(dtype="float64", na_value=np.nan)
+    return np.asarray(booster.inplace_predict(values, predict_type="margin"), dtype="float64")
 
 
 def _rule_reason(name: str, value: float) -> dict:

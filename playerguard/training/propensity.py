@@ -1,5 +1,5 @@
 """Churn and purchase propensity: gradient-boosted trees (XGBoost), calibrated on an out-of-time window,
-with TreeSHAP reasons; and the logistic baseline every run is compared against."""
+with TreeSHAP reasons. The logistic baseline every run is compared against lives in `logistic`."""
 
 from __future__ import annotations
 
@@ -11,90 +11,32 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import pandas as pd
 import xgboost as xgb
-from scipy.special import expit
-from sklearn.impute import SimpleImputer
-from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from playerguard.errors import ConfigError, DataError
 from playerguard.training.base import binary_labels, feature_columns, select_features
+from playerguard.training.calibration import Calibrator
+from playerguard.training.inhuman_explain import top_reasons, tree_contributions
+from playerguard.training.logistic import (
+    RECENCY_FREQUENCY_FEATURES,
+    LogisticBaseline,
+    LogisticChurnModel,
+    LogisticPurchaseModel,
+)
+
+__all__ = [
+    "RECENCY_FREQUENCY_FEATURES",
+    "Calibrator",
+    "ChurnModel",
+    "LogisticBaseline",
+    "LogisticChurnModel",
+    "LogisticPurchaseModel",
+    "PurchaseModel",
+]
 
 FORMAT_VERSION = 1
 BOOSTER_FILE = "booster.json"
 PARAMS_FILE = "model.json"
-
-# Recency/frequency features the logistic baseline uses when present.
-RECENCY_FREQUENCY_FEATURES: tuple[str, ...] = (
-    "tenure_days",
-    "days_since_last_event",
-    "days_since_last_session",
-    "days_since_last_purchase",
-    "sessions_7d",
-    "sessions_28d",
-    "matches_28d",
-    "purchases_28d",
-    "purchases_lifetime",
-    "spend_28d",
-    "spend_lifetime",
-)
-
-
-class Calibrator:
-    """Maps booster margins to probabilities. Fitted on a held-out window, never on training rows.
-
-    `method` is "isotonic", "platt" or "auto" (isotonic when both classes have at least
-    `isotonic_min_per_class` rows, else Platt scaling, which needs far fewer).
-    """
-
-    def __init__(self, method: str = "auto", isotonic_min_per_class: int = 1000) -> None:
-        if method not in ("auto", "isotonic", "platt"):
-            raise ConfigError(f"unknown calibration method {method!r}: use auto, isotonic or platt")
-        self.method = method
-        self.isotonic_min_per_class = isotonic_min_per_class
-
-    def fit(self, margin: np.ndarray, y: np.ndarray) -> Self:
-        positives = int(y.sum())
-        smallest_class = min(positives, y.size - positives)
-        method = self.method
-        if method == "auto":
-            method = "isotonic" if smallest_class >= self.isotonic_min_per_class else "platt"
-        if method == "platt":
-            logistic = LogisticRegression(C=1e6, max_iter=1000).fit(margin.reshape(-1, 1), y)
-            slope = float(logistic.coef_[0, 0])
-            if slope > 0:
-                self.method_, self.slope_, self.intercept_ = "platt", slope, float(logistic.intercept_[0])
-                return self
-            # A non-positive slope would invert the ranking (and the monotone constraints); isotonic cannot.
-            method = "isotonic"
-        isotonic = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
-        isotonic.fit(margin, y)
-        self.method_ = "isotonic"
-        self.x_ = np.asarray(isotonic.X_thresholds_, dtype="float64")
-        self.y_ = np.asarray(isotonic.y_thresholds_, dtype="float64")
-        return self
-
-    def predict(self, margin: np.ndarray) -> np.ndarray:
-        if self.method_ == "platt":
-            return expit(self.slope_ * margin + self.intercept_)
-        return np.interp(margin, self.x_, self.y_)
-
-    def to_dict(self) -> dict[str, Any]:
-        if self.method_ == "platt":
-            return {"method": "platt", "slope": self.slope_, "intercept": self.intercept_}
-        return {"method": "isotonic", "x": self.x_.tolist(), "y": self.y_.tolist()}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Calibrator:
-        calibrator = cls(method=data["method"])
-        calibrator.method_ = data["method"]
-        if calibrator.method_ == "platt":
-            calibrator.slope_, calibrator.intercept_ = float(data["slope"]), float(data["intercept"])
-        else:
-            calibrator.x_ = np.asarray(data["x"], dtype="float64")
-            calibrator.y_ = np.asarray(data["y"], dtype="float64")
-        return calibrator
+KIND = "xgboost"
 
 
 class _PropensityModel:
@@ -107,7 +49,11 @@ class _PropensityModel:
     """
 
     name: ClassVar[str]
+    kind: ClassVar[str] = KIND
     default_monotone: ClassVar[Mapping[str, int]] = {}
+    # predict_score and explain also take the float64 matrix of `feature_names_` (the scoring hot path),
+    # and explain takes `exact_rows`.
+    matrix_input: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -181,8 +127,16 @@ class _PropensityModel:
         *,
         X_val: pd.DataFrame | None = None,
         y_val: pd.Series | None = None,
+        X_extra: pd.DataFrame | None = None,
+        y_extra: pd.Series | None = None,
     ) -> Self:
-        """Fit the booster on (X, y), early-stopping and calibrating on (X_val, y_val)."""
+        """Fit the booster on (X, y), early-stopping and calibrating on (X_val, y_val).
+
+        `X_extra` holds later rows whose labels are complete before the test window but overlap the
+        validation window (the cutoffs an out-of-time split purges): they cannot take part in early
+        stopping, so the booster is refit on X ∪ X_extra with the number of rounds early stopping chose,
+        scaled by the growth in rows, and then calibrated on the validation window.
+        """
         if y is None:
             raise DataError(f"the {self.name} model needs labels")
         names = feature_columns(X)
@@ -202,68 +156,78 @@ class _PropensityModel:
                 raise DataError(f"the {self.name} {part} rows need both positive and negative labels")
 
         monotone = self._monotone_constraints(names)
-        positives = float(y_train.sum())
-        classifier = xgb.XGBClassifier(
+        classifier = self._classifier(names, monotone, y_train, self.n_estimators, early_stopping=True)
+        classifier.fit(X_train, y_train, eval_set=[(X_valid, y_valid)], verbose=False)
+        self.best_iteration_ = int(classifier.best_iteration)
+        self.booster_ = classifier.get_booster()[: self.best_iteration_ + 1]
+        self.refit_rows_ = 0
+        if X_extra is not None and len(X_extra):
+            if y_extra is None:
+                raise DataError("X_extra was given without y_extra")
+            X_all = pd.concat([X_train, select_features(X_extra, names)], ignore_index=True)
+            y_all = np.r_[y_train, binary_labels(y_extra, f"{self.name} label")]
+            rounds = max(1, round((self.best_iteration_ + 1) * y_all.size / y_train.size))
+            refit = self._classifier(names, monotone, y_all, rounds, early_stopping=False)
+            self.booster_ = refit.fit(X_all, y_all, verbose=False).get_booster()
+            self.refit_rows_ = int(y_all.size - y_train.size)
+        self.feature_names_ = names
+        self.monotone_constraints_ = monotone
+        self.calibrator_ = Calibrator(self.calibration).fit(self._margin(X_valid), y_valid)
+        return self
+
+    def _classifier(
+        self, names: Sequence[str], monotone: Mapping[str, int], y: np.ndarray, rounds: int, *, early_stopping: bool
+    ) -> xgb.XGBClassifier:
+        positives = float(y.sum())
+        return xgb.XGBClassifier(
             tree_method="hist",
-            n_estimators=self.n_estimators,
+            n_estimators=rounds,
             learning_rate=self.learning_rate,
             max_depth=self.max_depth,
             min_child_weight=self.min_child_weight,
             subsample=self.subsample,
             colsample_bytree=self.colsample_bytree,
             reg_lambda=self.reg_lambda,
-            early_stopping_rounds=self.early_stopping_rounds,
+            early_stopping_rounds=self.early_stopping_rounds if early_stopping else None,
             eval_metric="auc",  # ranking metric: unaffected by the class weighting's shift in probabilities
             monotone_constraints=tuple(monotone.get(name, 0) for name in names),
-            scale_pos_weight=(y_train.size - positives) / positives if self.balance_classes else 1.0,
+            scale_pos_weight=(y.size - positives) / positives if self.balance_classes else 1.0,
             random_state=self.random_state,
             n_jobs=self.n_jobs,
         )
-        classifier.fit(X_train, y_train, eval_set=[(X_valid, y_valid)], verbose=False)
-        self.best_iteration_ = int(classifier.best_iteration)
-        self.booster_ = classifier.get_booster()[: self.best_iteration_ + 1]
-        self.feature_names_ = names
-        self.monotone_constraints_ = monotone
-        self.calibrator_ = Calibrator(self.calibration).fit(self._margin(X_valid), y_valid)
-        return self
 
-    def _margin(self, X_selected: pd.DataFrame) -> np.ndarray:
+    def _margin(self, X_selected: pd.DataFrame | np.ndarray) -> np.ndarray:
         return np.asarray(self.booster_.inplace_predict(X_selected, predict_type="margin"), dtype="float64")
 
-    def predict_score(self, X: pd.DataFrame) -> np.ndarray:
-        """Calibrated probability of the positive class per row."""
-        return self.calibrator_.predict(self._margin(select_features(X, self.feature_names_)))
+    def _matrix(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """The float64 matrix of `feature_names_`: selected from a frame, or an array taken as that matrix."""
+        if isinstance(X, np.ndarray):
+            if X.ndim != 2 or X.shape[1] != len(self.feature_names_):
+                raise DataError(f"the {self.name} model takes {len(self.feature_names_)} feature columns, got {X.shape}")
+            return np.asarray(X, dtype="float64")
+        return select_features(X, self.feature_names_).to_numpy(dtype="float64")
 
-    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+    def predict_score(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Calibrated probability of the positive class per row."""
+        return self.calibrator_.predict(self._margin(self._matrix(X)))
+
+    def contributions(self, X: pd.DataFrame | np.ndarray) -> pd.DataFrame:
         """TreeSHAP contribution of each feature to each row's margin (log-odds, before calibration)."""
-        selected = select_features(X, self.feature_names_)
-        matrix = xgb.DMatrix(selected, feature_names=self.feature_names_)
-        contribs = self.booster_.predict(matrix, pred_contribs=True)[:, :-1]  # last column is the bias
+        contribs, _ = tree_contributions(self.booster_, self._matrix(X), self.feature_names_)
         return pd.DataFrame(contribs, columns=self.feature_names_)
 
-    def explain(self, X: pd.DataFrame, top_k: int = 3) -> list[list[dict]]:
-        """Per row, the `top_k` features with the largest |TreeSHAP contribution|, largest first."""
-        contribs = self.contributions(X).to_numpy()
-        values = select_features(X, self.feature_names_).to_numpy()
-        order = np.argsort(-np.abs(contribs), axis=1, kind="stable")[:, :top_k]
-        reasons: list[list[dict]] = []
-        for row, columns in enumerate(order):
-            row_reasons = []
-            for column in columns:
-                contribution = float(contribs[row, column])
-                if contribution == 0.0:
-                    break  # the feature played no part in this row's score
-                value = values[row, column]
-                row_reasons.append(
-                    {
-                        "kind": "feature",
-                        "name": self.feature_names_[column],
-                        "value": None if np.isnan(value) else float(value),
-                        "contribution": contribution,
-                    }
-                )
-            reasons.append(row_reasons)
-        return reasons
+    def explain(
+        self, X: pd.DataFrame | np.ndarray, top_k: int = 3, *, exact_rows: np.ndarray | None = None
+    ) -> list[list[dict]]:
+        """Per row, the `top_k` features with the largest |TreeSHAP contribution|, largest first.
+
+        With `exact_rows` (a boolean per row), only those rows get exact TreeSHAP and the others XGBoost's
+        approximate contributions, about 30 times cheaper; each reason then names its method
+        (`"method"`: "tree_shap" or "approx").
+        """
+        values = self._matrix(X)
+        contribs, methods = tree_contributions(self.booster_, values, self.feature_names_, exact_rows)
+        return top_reasons(contribs, values, self.feature_names_, top_k, methods=methods)
 
     def save(self, directory: Path) -> None:
         """Write the booster (XGBoost JSON) and the rest (JSON) into `directory`."""
@@ -273,10 +237,12 @@ class _PropensityModel:
         state = {
             "format_version": FORMAT_VERSION,
             "name": self.name,
+            "kind": self.kind,
             "params": self.get_params(),
             "feature_names": self.feature_names_,
             "monotone_constraints": self.monotone_constraints_,
             "best_iteration": self.best_iteration_,
+            "refit_rows": self.refit_rows_,
             "calibrator": self.calibrator_.to_dict(),
         }
         (directory / PARAMS_FILE).write_text(json.dumps(state, indent=2))
@@ -289,10 +255,11 @@ class _PropensityModel:
             state = json.loads((directory / PARAMS_FILE).read_text())
         except (OSError, ValueError) as error:
             raise DataError(f"cannot read {cls.name} model in {directory}: {error}") from error
-        if state.get("name") != cls.name or state.get("format_version") != FORMAT_VERSION:
+        kind = state.get("kind", KIND)  # saved before kinds existed: always XGBoost
+        if state.get("name") != cls.name or kind != KIND or state.get("format_version") != FORMAT_VERSION:
             raise DataError(
-                f"{directory} holds a {state.get('name')!r} model (format {state.get('format_version')}), "
-                f"not a {cls.name!r} model (format {FORMAT_VERSION})"
+                f"{directory} holds a {state.get('name')!r} model of kind {kind!r} (format "
+                f"{state.get('format_version')}), not a {cls.name!r} model of kind {KIND!r} (format {FORMAT_VERSION})"
             )
         model = cls(**state["params"])
         model.booster_ = xgb.Booster()
@@ -300,6 +267,7 @@ class _PropensityModel:
         model.feature_names_ = list(state["feature_names"])
         model.monotone_constraints_ = dict(state["monotone_constraints"])
         model.best_iteration_ = int(state["best_iteration"])
+        model.refit_rows_ = int(state.get("refit_rows", 0))
         model.calibrator_ = Calibrator.from_dict(state["calibrator"])
         return model
 
@@ -328,32 +296,3 @@ class PurchaseModel(_PropensityModel):
         "spend_28d": 1,
         "purchases_lifetime": 1,
     }
-
-
-class LogisticBaseline:
-    """Logistic regression on standardised features, NaN imputed by the median plus a missing flag.
-
-    `features` lists the columns to use when present (default: recency/frequency features); when none
-    of them is in the data, all feature columns are used.
-    """
-
-    def __init__(self, features: Sequence[str] | None = RECENCY_FREQUENCY_FEATURES, C: float = 1.0) -> None:
-        self.features = features
-        self.C = C
-
-    def fit(self, X: pd.DataFrame, y: pd.Series) -> Self:
-        available = feature_columns(X)
-        chosen = [f for f in (self.features or ()) if f in available]
-        self.feature_names_ = chosen or available
-        if not self.feature_names_:
-            raise DataError("the logistic baseline found no numeric feature columns")
-        self.pipeline_: Pipeline = make_pipeline(
-            SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
-            StandardScaler(),
-            LogisticRegression(C=self.C, max_iter=2000),
-        )
-        self.pipeline_.fit(select_features(X, self.feature_names_), binary_labels(y, "baseline label"))
-        return self
-
-    def predict_score(self, X: pd.DataFrame) -> np.ndarray:
-        return self.pipeline_.predict_proba(select_features(X, self.feature_names_))[:, 1]

@@ -11,7 +11,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,21 @@ from mlflow.tracking import MlflowClient
 from playerguard.errors import ConfigError, DataError
 from playerguard.settings import Settings
 from playerguard.training.base import MODEL_NAMES, check_model_name
+from playerguard.training.gate import GATE_METRICS, CandidateChoice, GateDecision, decide_promotion
+
+__all__ = [
+    "CHAMPION_ALIAS",
+    "GATE_METRICS",
+    "CandidateChoice",
+    "GateDecision",
+    "ModelFiles",
+    "Tracker",
+    "decide_promotion",
+    "download_champions",
+    "list_models",
+    "promote",
+    "registered_name",
+]
 
 EXPERIMENT_NAME = "playerguard"
 CHAMPION_ALIAS = "champion"
@@ -33,9 +48,8 @@ REGISTERED_NAMES: dict[str, str] = {
     "churn": "playerguard-churn",
     "purchase": "playerguard-purchase",
 }
-# The held-out metric a new version must beat the champion on: inhuman play is rare, so precision–recall.
-GATE_METRICS: dict[str, str] = {"inhuman_play": "pr_auc", "churn": "roc_auc", "purchase": "roc_auc"}
 TAG_PREFIX = "playerguard."
+KIND_TAG = "model.kind"  # on every registered version: xgboost, logistic_baseline or hybrid
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value; full values are in the model's own files
 
 
@@ -54,22 +68,6 @@ def model_from_name(name: str) -> str:
     )
 
 
-@dataclass(frozen=True)
-class GateDecision:
-    """Whether a new version becomes champion, and why."""
-
-    promote: bool
-    reason: str
-    metric: str
-    new_value: float
-    baseline_value: float | None = None
-    champion_value: float | None = None
-    champion_version: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 def _absent(error: MlflowException) -> bool:
     """Whether `error` says the model, version or alias does not exist (not, say, that the server is down)."""
     # A missing alias is reported as an invalid parameter, a missing model or version as not found.
@@ -78,47 +76,6 @@ def _absent(error: MlflowException) -> bool:
 
 def _known(value: float | None) -> bool:
     return value is not None and not math.isnan(value)
-
-
-def decide_promotion(
-    model: str,
-    new_metrics: Mapping[str, float],
-    *,
-    baseline_metrics: Mapping[str, float] | None = None,
-    champion_metrics: Mapping[str, float] | None = None,
-    champion_version: str | None = None,
-    champion_error: str | None = None,
-) -> GateDecision:
-    """The quality gate: promote only if the new model is not worse than its baseline and beats the
-    champion's metric on the same test set (or there is no champion, or it cannot be scored)."""
-    metric = GATE_METRICS[check_model_name(model)]
-    new = float(new_metrics.get(metric, math.nan))
-    baseline = float(baseline_metrics[metric]) if baseline_metrics and metric in baseline_metrics else None
-    champion = float(champion_metrics[metric]) if champion_metrics and metric in champion_metrics else None
-
-    def decision(promote: bool, reason: str) -> GateDecision:
-        return GateDecision(promote, reason, metric, new, baseline, champion, champion_version)
-
-    if not _known(new):
-        return decision(False, f"the new model's test {metric} is undefined")
-    if _known(baseline) and new < baseline:
-        return decision(False, f"new test {metric} {new:.4f} is below the logistic baseline's {baseline:.4f}")
-    versus_baseline = f" (baseline {baseline:.4f})" if _known(baseline) else ""
-    if champion_version is None:
-        return decision(True, f"no champion yet; new test {metric} {new:.4f}{versus_baseline}")
-    if champion_error is not None or not _known(champion):
-        problem = champion_error or f"its {metric} is undefined"
-        return decision(True, f"champion v{champion_version} could not be scored on the test set ({problem})")
-    if new > champion:
-        return decision(
-            True,
-            f"new test {metric} {new:.4f} beats champion v{champion_version}'s {champion:.4f} on the same test set",
-        )
-    return decision(
-        False,
-        f"new test {metric} {new:.4f} does not beat champion v{champion_version}'s {champion:.4f} "
-        "on the same test set",
-    )
 
 
 @dataclass(frozen=True)
@@ -194,8 +151,9 @@ class Tracker:
         self.client.log_artifacts(run_id, str(directory), artifact_path)
         return f"{self.client.get_run(run_id).info.artifact_uri}/{artifact_path}"
 
-    def register(self, model: str, run_id: str, source: str) -> str:
-        """Create a version of the model's registered model from the artifact URI `source`."""
+    def register(self, model: str, run_id: str, source: str, *, kind: str | None = None) -> str:
+        """Create a version of the model's registered model from the artifact URI `source`, tagged with
+        `model.kind` = `kind` (what class of model the version holds) when given."""
         name = registered_name(model)
         try:
             self.client.get_registered_model(name)
@@ -203,7 +161,8 @@ class Tracker:
             if not _absent(error):
                 raise
             self.client.create_registered_model(name, description=f"playerguard {model} model")
-        return str(self.client.create_model_version(name, source=source, run_id=run_id).version)
+        tags = {KIND_TAG: kind} if kind else None
+        return str(self.client.create_model_version(name, source=source, run_id=run_id, tags=tags).version)
 
     def record_decision(self, model: str, version: str, run_id: str, decision: GateDecision) -> None:
         """Tag the run and version with the gate's decision and move `champion` if it promoted."""
@@ -290,6 +249,7 @@ def list_models(settings: Settings) -> list[dict[str, Any]]:
                     "metrics": {
                         k.removeprefix("test_"): v for k, v in run_metrics.items() if k.startswith("test_")
                     },
+                    "kind": version.tags.get(KIND_TAG),
                     "gate_decision": version.tags.get(f"{TAG_PREFIX}gate.decision"),
                     "run_id": version.run_id,
                     "created_at": version.creation_timestamp,

@@ -1,11 +1,16 @@
-"""Training orchestration: per model, an out-of-time fit, held-out evaluation against a logistic baseline
-and the current champion, a report, and (with tracking) an MLflow run, a registered version and the gate."""
+"""Training orchestration: per model, an out-of-time fit of its candidates, held-out evaluation against a
+logistic baseline and the current champion, a report, and (with tracking) an MLflow run, a registered
+version and the gate.
+
+Churn and purchase put forward XGBoost, or their logistic baseline when XGBoost scores below it on the
+held-out cutoff: a studio always gets a model at least as good as the baseline. Inhuman play is judged
+only on the held-out rows with the minimum evidence to be judged (a player who did not play scores 0 by
+design, whatever their label).
+"""
 
 from __future__ import annotations
 
 import inspect
-import json
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -13,27 +18,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
-from playerguard.errors import ConfigError, DataError, PlayerguardError
+from playerguard.errors import ConfigError, DataError
 from playerguard.settings import Settings
-from playerguard.training.base import (
-    MODEL_NAMES,
-    binary_labels,
-    check_model_name,
-    feature_columns,
-    get_model_class,
-    label_column,
-    load_model,
-)
+from playerguard.training.base import MODEL_NAMES, check_model_name, feature_columns, get_model_class
+from playerguard.training.fitting import FittedModel, fit_model
+from playerguard.training.gate import BASELINE_GATED, BOOSTED_KIND, CandidateChoice, choose_candidate
 from playerguard.training.metrics import DEFAULT_TARGET_FPR, evaluate
-from playerguard.training.propensity import RECENCY_FREQUENCY_FEATURES, LogisticBaseline
-from playerguard.training.report import ReportData, write_report
-from playerguard.training.splits import OutOfTimeSplit, labelled_rows, split_by_cutoff
+from playerguard.training.report import METRIC_LABELS, ReportData, write_report
 
 if TYPE_CHECKING:
-    from playerguard.training.tracking import GateDecision, Tracker
+    from playerguard.training.gate import GateDecision
 
 Progress = Callable[[str], None]
 IMPORTANCE_SAMPLE_ROWS = 2000
@@ -41,7 +37,12 @@ IMPORTANCE_SAMPLE_ROWS = 2000
 
 @dataclass
 class ModelResult:
-    """The outcome of training one model. `status` is "trained" or "skipped" (then `note` says why)."""
+    """The outcome of training one model. `status` is "trained" or "skipped" (then `note` says why).
+
+    `metrics` are the held-out metrics of the model put forward (`kind`, saved in `model_dir`);
+    `candidate_metrics` and `candidate_dirs` hold every candidate's metrics and files, by kind, when there
+    were several, and `choice` says why this one was put forward.
+    """
 
     model: str
     status: str
@@ -58,6 +59,10 @@ class ModelResult:
     model_dir: Path | None = None
     threshold: float | None = None
     split: dict[str, Any] | None = None
+    kind: str | None = None
+    candidate_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    candidate_dirs: dict[str, Path] = field(default_factory=dict)
+    choice: str | None = None
 
 
 @dataclass
@@ -82,11 +87,12 @@ class TrainResult:
                     "model": name,
                     "status": r.status,
                     "note": r.note,
+                    "kind": r.kind,
                     **{f"test_{k}": r.metrics.get(k) for k in ("roc_auc", "pr_auc", "recall_at_fpr")},
                     **{f"baseline_{k}": r.baseline_metrics.get(k) for k in ("roc_auc", "pr_auc")},
                     "champion_version": r.champion_version,
                     "promoted": r.gate.promote if r.gate else None,
-                    "gate_reason": r.gate.reason if r.gate else None,
+                    "gate_reason": r.gate.reason if r.gate else r.choice,
                     "registered_version": r.registered_version,
                     "report": str(r.report_path) if r.report_path else None,
                 }
@@ -110,66 +116,6 @@ def _feature_set_identity(feature_set: Any, training_set: pd.DataFrame) -> tuple
             f"({', '.join(unknown[:5])}); pass the feature set it was built with"
         )
     return feature_set.name, feature_set.hash
-
-
-@dataclass
-class _Fitted:
-    model: Any
-    split: OutOfTimeSplit
-    features: list[str]
-    columns: list[str]  # the features, plus player_id when present (for models that group by player)
-    y_test: np.ndarray
-    scores: np.ndarray
-    baseline_scores: np.ndarray
-
-
-def _both_classes(labels: pd.Series) -> bool:
-    return labels.nunique() == 2
-
-
-def _fit(
-    model_name: str, training_set: pd.DataFrame, params: Mapping[str, Any], horizon_days: int | None
-) -> _Fitted:
-    """Split, fit the model and its baseline, score the test window. DataError means: skip this model."""
-    label = label_column(model_name)
-    if label not in training_set.columns:
-        raise DataError(f"the training set has no {label} column")
-    rows = labelled_rows(training_set, label)
-    if rows.empty:
-        raise DataError(f"every {label} is missing")
-    split = split_by_cutoff(rows, horizon_days=horizon_days)
-    for part, frame in (("training", split.train), ("validation", split.validation), ("test", split.test)):
-        if not _both_classes(frame[label]):
-            raise DataError(f"the {part} rows' {label} has a single class ({len(frame)} rows)")
-    features = feature_columns(training_set)
-    # The player id is not a feature; models may use it to keep a player's rows in one cross-fitting fold.
-    columns = (["player_id"] if "player_id" in training_set.columns else []) + features
-    try:
-        model_class = get_model_class(model_name)
-    except ImportError as error:
-        raise DataError(f"the {model_name} model is not available ({error})") from error
-    try:
-        model = model_class(**params)
-    except TypeError as error:
-        raise ConfigError(f"invalid parameters for the {model_name} model: {error}") from None
-    model = model.fit(
-        split.train[columns],
-        split.train[label],
-        X_val=split.validation[columns],
-        y_val=split.validation[label],
-    )
-    baseline_features = None if model_name == "inhuman_play" else RECENCY_FREQUENCY_FEATURES
-    baseline = LogisticBaseline(baseline_features).fit(split.train[features], split.train[label])
-    X_test = split.test[columns]
-    return _Fitted(
-        model=model,
-        split=split,
-        features=features,
-        columns=columns,
-        y_test=binary_labels(split.test[label]),
-        scores=np.asarray(model.predict_score(X_test), dtype="float64"),
-        baseline_scores=baseline.predict_score(X_test),
-    )
 
 
 def _model_params(model_name: str, params: Mapping[str, Mapping[str, Any]] | None, target_fpr: float) -> dict:
@@ -197,99 +143,83 @@ def _importances(model: Any, X: pd.DataFrame) -> pd.Series | None:
     return pd.Series(totals, dtype="float64") / max(len(sample), 1) if totals else None
 
 
-def _champion_metrics(
-    tracker: Tracker, model_name: str, fitted: _Fitted, target_fpr: float
-) -> tuple[str | None, dict[str, float] | None, str | None]:
-    """Score the current champion on this run's test rows: (version, metrics, error)."""
-    from xgboost.core import XGBoostError
-
-    champion = tracker.champion(model_name)
-    if champion is None:
-        return None, None, None
-    with tempfile.TemporaryDirectory() as scratch:
-        files = tracker.download(model_name, champion, Path(scratch) / "champion")
-        try:
-            scores = load_model(model_name, files.directory).predict_score(fitted.split.test[fitted.columns])
-            return files.version, evaluate(fitted.y_test, scores, target_fpr=target_fpr), None
-        except (PlayerguardError, ValueError, KeyError, OSError, XGBoostError) as error:
-            # A champion that no longer loads or scores cannot block a working replacement.
-            return files.version, None, f"{type(error).__name__}: {error}"
+def _choose(fitted: FittedModel, candidate_metrics: Mapping[str, dict[str, float]]) -> CandidateChoice | None:
+    """Which candidate a churn or purchase run puts forward; None for a model with a single candidate."""
+    if fitted.name not in BASELINE_GATED or len(fitted.candidates) < 2:
+        return None
+    baseline_kind = next(kind for kind in candidate_metrics if kind != BOOSTED_KIND)
+    return choose_candidate(fitted.name, candidate_metrics[BOOSTED_KIND], candidate_metrics[baseline_kind])
 
 
-def _prefixed(prefix: str, values: Mapping[str, float] | None) -> dict[str, float]:
-    return {f"{prefix}_{k}": v for k, v in (values or {}).items()}
-
-
-def _track(
-    tracker: Tracker,
-    result: ModelResult,
-    fitted: _Fitted,
-    report: ReportData,
-    *,
-    target_fpr: float,
-    feature_set: tuple[str | None, str | None],
-    all_cutoffs: list[str],
-    training_rows: int,
-) -> None:
-    """Gate, log the run, register the version, write and log the report, move the alias if promoted."""
-    from playerguard.training.tracking import (
-        MODEL_ARTIFACT_PATH,
-        REPORT_ARTIFACT_PATH,
-        decide_promotion,
-        registered_name,
-    )
-
-    model_name = result.model
-    champion_version, champion_metrics, champion_error = _champion_metrics(
-        tracker, model_name, fitted, target_fpr
-    )
-    gate = decide_promotion(
-        model_name,
-        result.metrics,
-        baseline_metrics=result.baseline_metrics,
-        champion_metrics=champion_metrics,
-        champion_version=champion_version,
-        champion_error=champion_error,
-    )
-    result.champion_version, result.champion_metrics, result.gate = champion_version, champion_metrics, gate
-    params = getattr(fitted.model, "get_params", dict)()
-    run_id = tracker.start_run(model_name, {"playerguard.feature_set_hash": feature_set[1] or ""})
-    result.run_id = run_id
-    try:
-        split = fitted.split.describe()
-        tracker.log(
-            run_id,
-            params={
-                **{f"model.{k}": json.dumps(v) for k, v in params.items()},
-                "target_fpr": target_fpr,
-                "feature_set": feature_set[0],
-                "feature_set_hash": feature_set[1],
-                "training_set_cutoffs": ",".join(all_cutoffs),
-                "training_set_rows": training_rows,
-                "train_cutoffs": ",".join(split["train_cutoffs"]),
-                "validation_cutoff": split["validation_cutoff"],
-                "test_cutoff": split["test_cutoff"],
-                "n_features": len(fitted.features),
-            },
-            metrics={
-                **_prefixed("test", result.metrics),
-                **_prefixed("baseline", result.baseline_metrics),
-                **_prefixed("champion", champion_metrics),
-                **_prefixed("rows", split["rows"]),
-            },
+def _notes(fitted: FittedModel, result: ModelResult) -> list[str]:
+    """Report lines on how the candidate was chosen and which rows it was judged on."""
+    notes = []
+    if result.choice:
+        notes.append(f"Model kind: {result.kind}; {result.choice}.")
+        for kind, metrics in result.candidate_metrics.items():
+            shown = ", ".join(
+                f"{METRIC_LABELS[k]} {metrics[k]:.4f}" for k in ("roc_auc", "pr_auc", "brier") if k in metrics
+            )
+            notes.append(f"{kind} on the test cutoff: {shown}")
+    if fitted.refit_cutoffs:
+        cutoffs = ", ".join(c.isoformat() for c in fitted.refit_cutoffs)
+        notes.append(
+            f"Final fit also used the purged cutoffs {cutoffs}, whose labels close by the test cutoff "
+            "(early stopping and calibration used the validation cutoff only)."
         )
-        source = tracker.log_directory(run_id, result.model_dir, MODEL_ARTIFACT_PATH)
-        result.registered_version = tracker.register(model_name, run_id, source)
-        result.registered_name = registered_name(model_name)
-        report.version, report.gate = result.registered_version, gate.as_dict()
-        report.champion_metrics, report.champion_version = champion_metrics, champion_version
-        result.report_path = write_report(result.report_path.parent, report)
-        tracker.log_directory(run_id, result.report_path.parent, REPORT_ARTIFACT_PATH)
-        tracker.record_decision(model_name, result.registered_version, run_id, gate)
-    except BaseException:
-        tracker.end_run(run_id, "FAILED")
-        raise
-    tracker.end_run(run_id)
+    if fitted.excluded_test_rows:
+        notes.append(
+            f"{fitted.excluded_test_rows} test rows lack the minimum evidence to be judged (e.g. no match in "
+            "the window); the model scores them 0 by design, and they are left out of the test metrics."
+        )
+    return notes
+
+
+def _evaluate(
+    fitted: FittedModel, directory: Path, target_fpr: float
+) -> tuple[ModelResult, ReportData, CandidateChoice | None]:
+    """Metrics of every candidate, the one put forward, its saved files and its report data."""
+    candidate_metrics = {
+        kind: evaluate(fitted.y_test, candidate.scores, target_fpr=target_fpr)
+        for kind, candidate in fitted.candidates.items()
+    }
+    choice = _choose(fitted, candidate_metrics)
+    kind = choice.kind if choice else next(iter(fitted.candidates))
+    chosen = fitted.candidates[kind]
+    chosen.model.save(directory / "model")
+    candidate_dirs = {}
+    if len(fitted.candidates) > 1:  # kept for comparison; only `model` is registered
+        for other, candidate in fitted.candidates.items():
+            candidate_dirs[other] = directory / "candidates" / other
+            candidate.model.save(candidate_dirs[other])
+    result = ModelResult(
+        fitted.name,
+        "trained",
+        metrics=candidate_metrics[kind],
+        baseline_metrics=evaluate(fitted.y_test, fitted.baseline_scores, target_fpr=target_fpr),
+        model_dir=directory / "model",
+        threshold=getattr(chosen.model, "threshold_", None),
+        split=fitted.split.describe(),
+        report_path=directory / "report" / "report.html",
+        kind=kind,
+        candidate_metrics=candidate_metrics,
+        candidate_dirs=candidate_dirs,
+        choice=choice.reason if choice else None,
+    )
+    result.split["evaluated_test_rows"] = len(fitted.test)
+    report = ReportData(
+        model=fitted.name,
+        y_true=fitted.y_test,
+        scores=chosen.scores,
+        baseline_scores=fitted.baseline_scores,
+        metrics=result.metrics,
+        baseline_metrics=result.baseline_metrics,
+        importances=_importances(chosen.model, fitted.test[fitted.features]),
+        split=result.split,
+        target_fpr=target_fpr,
+        notes=_notes(fitted, result),
+    )
+    return result, report, choice
 
 
 def train(
@@ -309,8 +239,10 @@ def train(
 
     `feature_set` is a name, a path or a loaded FeatureSet (None: not recorded); `params` maps a model
     name to its constructor arguments; `horizon_days` purges training cutoffs whose label window overlaps
-    the validation cutoff. Models whose labels are absent or single-class are skipped with a note.
-    Files go to `output_dir` (default `<home>/runs/<timestamp>-<id>/<model>/{model,report}`).
+    the validation cutoff (those whose labels still close by the test cutoff join the final fit). Models
+    whose labels are absent or single-class are skipped with a note. Files go to `output_dir` (default
+    `<home>/runs/<timestamp>-<id>/<model>/{model,report,candidates}`); `model` holds the model put
+    forward, `candidates/<kind>` every candidate of churn and purchase.
     """
     say = progress or (lambda message: None)
     for name in models:
@@ -334,43 +266,24 @@ def train(
     for name in models:
         say(f"{name}: fitting")
         try:
-            fitted = _fit(name, training_set, _model_params(name, params, target_fpr), horizon_days)
+            fitted = fit_model(name, training_set, _model_params(name, params, target_fpr), horizon_days)
         except DataError as error:
             say(f"{name}: skipped ({error})")
             results[name] = ModelResult(name, "skipped", note=str(error))
             continue
-        directory = output_dir / name
-        fitted.model.save(directory / "model")
-        result = ModelResult(
-            name,
-            "trained",
-            metrics=evaluate(fitted.y_test, fitted.scores, target_fpr=target_fpr),
-            baseline_metrics=evaluate(fitted.y_test, fitted.baseline_scores, target_fpr=target_fpr),
-            model_dir=directory / "model",
-            threshold=getattr(fitted.model, "threshold_", None),
-            split=fitted.split.describe(),
-            report_path=directory / "report" / "report.html",
-        )
-        report = ReportData(
-            model=name,
-            y_true=fitted.y_test,
-            scores=fitted.scores,
-            baseline_scores=fitted.baseline_scores,
-            metrics=result.metrics,
-            baseline_metrics=result.baseline_metrics,
-            importances=_importances(fitted.model, fitted.split.test[fitted.features]),
-            split=result.split,
-            target_fpr=target_fpr,
-        )
+        result, report, choice = _evaluate(fitted, output_dir / name, target_fpr)
         if tracker is None:
-            result.report_path = write_report(directory / "report", report)
+            result.report_path = write_report(output_dir / name / "report", report)
         else:
+            from playerguard.training.registration import track_model
+
             say(f"{name}: comparing with the champion and registering")
-            _track(
+            track_model(
                 tracker,
                 result,
                 fitted,
                 report,
+                choice=choice,
                 target_fpr=target_fpr,
                 feature_set=identity,
                 all_cutoffs=all_cutoffs,
@@ -386,6 +299,9 @@ def _headline(result: ModelResult, target_fpr: float) -> str:
     text = f"test ROC-AUC {m['roc_auc']:.3f} (baseline {b['roc_auc']:.3f}), PR-AUC {m['pr_auc']:.3f}"
     if result.model == "inhuman_play":
         text += f", recall at {target_fpr:g} FPR {m['recall_at_fpr']:.3f}"
+    text += f" ({result.kind})"
     if result.gate is not None:
         text += f"; {'promoted' if result.gate.promote else 'not promoted'}: {result.gate.reason}"
+    elif result.choice:
+        text += f"; {result.choice}"
     return text

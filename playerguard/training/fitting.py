@@ -1,0 +1,149 @@
+"""One model's out-of-time fit: split its labelled rows by cutoff, fit the candidates (the model and, for
+churn and purchase, its logistic baseline as a model that can ship) and score the held-out rows they are
+judged on."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from playerguard.errors import ConfigError, DataError
+from playerguard.training.base import (
+    binary_labels,
+    feature_columns,
+    get_model_class,
+    kind_of,
+    label_column,
+)
+from playerguard.training.gate import BASELINE_GATED, BASELINE_KIND
+from playerguard.training.logistic import LogisticBaseline
+from playerguard.training.splits import OutOfTimeSplit, labelled_rows, split_by_cutoff
+
+
+@dataclass
+class Candidate:
+    """A fitted model that may be registered, with its scores on the evaluation rows."""
+
+    kind: str
+    model: Any
+    scores: np.ndarray
+
+
+@dataclass
+class FittedModel:
+    """Everything one model's evaluation needs. `test` holds the held-out rows the model is judged on:
+    for inhuman play, only those with the minimum evidence (`excluded_test_rows` counts the others)."""
+
+    name: str
+    split: OutOfTimeSplit
+    features: list[str]
+    columns: list[str]  # the features, plus player_id when present (for models that group by player)
+    test: pd.DataFrame
+    y_test: np.ndarray
+    candidates: dict[str, Candidate]
+    baseline_scores: np.ndarray
+    refit_cutoffs: tuple[pd.Timestamp, ...] = ()
+    excluded_test_rows: int = 0
+
+
+def _both_classes(labels: pd.Series) -> bool:
+    return labels.nunique() == 2
+
+
+def refit_rows(rows: pd.DataFrame, split: OutOfTimeSplit, horizon_days: int | None) -> pd.DataFrame:
+    """Rows of the purged training cutoffs whose label window closes by the test cutoff.
+
+    The split purges them because their labels overlap the validation window, so they cannot steer early
+    stopping or calibration; but their labels are complete before the test cutoff, so the final fit may
+    use them without seeing anything the test rows' labels depend on.
+    """
+    if horizon_days is None or not split.purged_cutoffs:
+        return rows.iloc[:0]
+    horizon = timedelta(days=horizon_days)
+    usable = [c for c in split.purged_cutoffs if c + horizon <= split.test_cutoff]
+    return rows.loc[rows["cutoff"].isin(usable)]
+
+
+def judged_rows(model: Any, frame: pd.DataFrame) -> np.ndarray:
+    """Per row of `frame`, whether `model` judges it: all rows, except for a model with a `judged` method
+    (inhuman play, which scores 0 the rows without the minimum evidence). Held-out metrics use only these."""
+    judged = getattr(model, "judged", None)
+    return np.ones(len(frame), dtype=bool) if judged is None else np.asarray(judged(frame), dtype=bool)
+
+
+def _accepts_extra(model: Any) -> bool:
+    return "X_extra" in inspect.signature(model.fit).parameters
+
+
+def _fit_one(model: Any, split: OutOfTimeSplit, extra: pd.DataFrame, columns: list[str], label: str) -> Any:
+    fit_args: dict[str, Any] = {"X_val": split.validation[columns], "y_val": split.validation[label]}
+    if len(extra):
+        fit_args |= {"X_extra": extra[columns], "y_extra": extra[label]}
+    return model.fit(split.train[columns], split.train[label], **fit_args)
+
+
+def fit_model(
+    model_name: str, training_set: pd.DataFrame, params: Mapping[str, Any], horizon_days: int | None
+) -> FittedModel:
+    """Split, fit the candidates and the baseline, score the evaluation rows. DataError means: skip this model."""
+    label = label_column(model_name)
+    if label not in training_set.columns:
+        raise DataError(f"the training set has no {label} column")
+    rows = labelled_rows(training_set, label)
+    if rows.empty:
+        raise DataError(f"every {label} is missing")
+    split = split_by_cutoff(rows, horizon_days=horizon_days)
+    for part, frame in (("training", split.train), ("validation", split.validation), ("test", split.test)):
+        if not _both_classes(frame[label]):
+            raise DataError(f"the {part} rows' {label} has a single class ({len(frame)} rows)")
+    features = feature_columns(training_set)
+    # The player id is not a feature; models may use it to keep a player's rows in one cross-fitting fold.
+    columns = (["player_id"] if "player_id" in training_set.columns else []) + features
+    try:
+        model_class = get_model_class(model_name)
+    except ImportError as error:
+        raise DataError(f"the {model_name} model is not available ({error})") from error
+    try:
+        model = model_class(**params)
+    except TypeError as error:
+        raise ConfigError(f"invalid parameters for the {model_name} model: {error}") from None
+    extra = refit_rows(rows, split, horizon_days) if _accepts_extra(model) else rows.iloc[:0]
+    model = _fit_one(model, split, extra, columns, label)
+    fitted = [model]
+    if model_name in BASELINE_GATED:
+        fitted.append(_fit_one(get_model_class(model_name, BASELINE_KIND)(), split, extra, features, label))
+        reference = None
+    else:  # a reference only: the same logistic regression on every feature, never registered
+        reference = LogisticBaseline(features=None).fit(split.train[features], split.train[label])
+
+    keep = judged_rows(model, split.test)
+    test = split.test.loc[keep]
+    y_test = binary_labels(test[label])
+    if y_test.min() == y_test.max():
+        raise DataError(f"the test rows the {model_name} model can judge have a single class ({len(test)} rows)")
+    candidates = {
+        kind_of(m): Candidate(kind_of(m), m, np.asarray(m.predict_score(test[columns]), dtype="float64"))
+        for m in fitted
+    }
+    baseline_scores = (
+        candidates[BASELINE_KIND].scores if reference is None else reference.predict_score(test[features])
+    )
+    return FittedModel(
+        name=model_name,
+        split=split,
+        features=features,
+        columns=columns,
+        test=test,
+        y_test=y_test,
+        candidates=candidates,
+        baseline_scores=baseline_scores,
+        refit_cutoffs=tuple(sorted(pd.unique(extra["cutoff"]))) if len(extra) else (),
+        excluded_test_rows=int((~keep).sum()),
+    )
+

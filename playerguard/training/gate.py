@@ -1,0 +1,125 @@
+"""The quality gate, as pure functions of held-out metrics: which candidate a run registers, and whether
+it replaces the champion."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from playerguard.training.base import check_model_name
+
+# The held-out metric a new version must beat the champion on: inhuman play is rare, so precision–recall.
+GATE_METRICS: dict[str, str] = {"inhuman_play": "pr_auc", "churn": "roc_auc", "purchase": "roc_auc"}
+# Models that must never ship worse than their logistic baseline out of time. The inhuman-play baseline
+# (a logistic regression on every feature, fitted on the same labels) is reported for reference only.
+BASELINE_GATED: frozenset[str] = frozenset({"churn", "purchase"})
+BOOSTED_KIND = "xgboost"
+BASELINE_KIND = "logistic_baseline"
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """Whether a new version becomes champion, and why."""
+
+    promote: bool
+    reason: str
+    metric: str
+    new_value: float
+    baseline_value: float | None = None
+    champion_value: float | None = None
+    champion_version: str | None = None
+    kind: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _known(value: float | None) -> bool:
+    return value is not None and not math.isnan(value)
+
+
+def _value(metrics: Mapping[str, float] | None, metric: str) -> float | None:
+    return float(metrics[metric]) if metrics and metric in metrics else None
+
+
+@dataclass(frozen=True)
+class CandidateChoice:
+    """The kind of model a churn or purchase run puts forward, and why."""
+
+    kind: str
+    reason: str
+
+
+def choose_candidate(
+    model: str, boosted_metrics: Mapping[str, float], baseline_metrics: Mapping[str, float]
+) -> CandidateChoice:
+    """XGBoost, unless its held-out gate metric is below the logistic baseline's (or undefined while the
+    baseline's is not): then the baseline itself is the candidate, so a studio still gets a model that is
+    at least as good as its baseline."""
+    metric = GATE_METRICS[check_model_name(model)]
+    boosted, baseline = _value(boosted_metrics, metric), _value(baseline_metrics, metric)
+    if not _known(baseline):
+        return CandidateChoice(BOOSTED_KIND, f"XGBoost is the candidate (the logistic baseline's test {metric} is undefined)")
+    if not _known(boosted):
+        return CandidateChoice(
+            BASELINE_KIND, f"the logistic baseline is the candidate: XGBoost's test {metric} is undefined"
+        )
+    if boosted < baseline:
+        return CandidateChoice(
+            BASELINE_KIND,
+            f"the logistic baseline is the candidate: XGBoost's test {metric} {boosted:.4f} is below "
+            f"the baseline's {baseline:.4f}",
+        )
+    return CandidateChoice(
+        BOOSTED_KIND,
+        f"XGBoost is the candidate: its test {metric} {boosted:.4f} is not below the logistic baseline's "
+        f"{baseline:.4f}",
+    )
+
+
+def decide_promotion(
+    model: str,
+    new_metrics: Mapping[str, float],
+    *,
+    baseline_metrics: Mapping[str, float] | None = None,
+    champion_metrics: Mapping[str, float] | None = None,
+    champion_version: str | None = None,
+    champion_error: str | None = None,
+    choice: CandidateChoice | None = None,
+) -> GateDecision:
+    """The quality gate: promote only if the new model beats the champion's metric on the same test set (or
+    there is no champion, or it cannot be scored), and, for churn and purchase, is not worse than its
+    logistic baseline. `choice` (how the candidate was chosen) is appended to the reason."""
+    metric = GATE_METRICS[check_model_name(model)]
+    new = float(new_metrics.get(metric, math.nan))
+    baseline = _value(baseline_metrics, metric)
+    champion = _value(champion_metrics, metric)
+
+    def decision(promote: bool, reason: str) -> GateDecision:
+        if choice is not None:
+            reason = f"{reason}; {choice.reason}"
+        kind = choice.kind if choice is not None else None
+        return GateDecision(promote, reason, metric, new, baseline, champion, champion_version, kind)
+
+    if not _known(new):
+        return decision(False, f"the new model's test {metric} is undefined")
+    if model in BASELINE_GATED and _known(baseline) and new < baseline:
+        return decision(False, f"new test {metric} {new:.4f} is below the logistic baseline's {baseline:.4f}")
+    versus_baseline = f" (logistic baseline {baseline:.4f})" if _known(baseline) else ""
+    if champion_version is None:
+        return decision(True, f"no champion yet; new test {metric} {new:.4f}{versus_baseline}")
+    if champion_error is not None or not _known(champion):
+        problem = champion_error or f"its {metric} is undefined"
+        return decision(True, f"champion v{champion_version} could not be scored on the test set ({problem})")
+    if new > champion:
+        return decision(
+            True,
+            f"new test {metric} {new:.4f} beats champion v{champion_version}'s {champion:.4f} on the same test set",
+        )
+    return decision(
+        False,
+        f"new test {metric} {new:.4f} does not beat champion v{champion_version}'s {champion:.4f} "
+        "on the same test set",
+    )
