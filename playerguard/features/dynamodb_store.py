@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from playerguard.errors import DataError
 from playerguard.features.online import parse_features, snapshot_rows
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _BATCH_GET_LIMIT = 100
 _RETRIES = 8

@@ -4,6 +4,9 @@ Locally it is a SQLite file, `<home>/online/features.sqlite`, replaced atomicall
 target, then renamed), so a reader sees the old snapshot or the new one, never half of one. On AWS the
 same rows go to a DynamoDB table (`dynamodb_store.DynamoDBFeatureStore`). Each row holds the cutoff and
 the features as JSON; a lookup returns floats, NaN where a feature is undefined.
+
+Reading needs neither numpy nor pandas (the stream handler's path stays light): they are imported by the
+functions that write snapshots.
 """
 
 from __future__ import annotations
@@ -13,15 +16,18 @@ import math
 import os
 import sqlite3
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from playerguard.errors import DataError
-from playerguard.settings import Settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from playerguard.settings import Settings
 
 SNAPSHOT_NAME = Path("online") / "features.sqlite"
 _CHUNK = 500
@@ -29,6 +35,8 @@ _CHUNK = 500
 
 def feature_columns(frame: pd.DataFrame) -> list[str]:
     """The feature columns of a features or training frame: numeric, not player_id/cutoff/label_*."""
+    import pandas as pd
+
     return [
         c
         for c in frame.columns
@@ -40,6 +48,9 @@ def feature_columns(frame: pd.DataFrame) -> list[str]:
 
 def snapshot_rows(frame: pd.DataFrame) -> Iterator[tuple[str, str, str]]:
     """(player_id, cutoff ISO text, features JSON with null for NaN) per row; one row per player required."""
+    import numpy as np
+    import pandas as pd
+
     if "player_id" not in frame.columns:
         raise DataError("the features frame has no player_id column")
     duplicated = frame["player_id"].duplicated()
@@ -67,10 +78,18 @@ def parse_features(document: str) -> dict[str, float]:
 
 
 class SqliteFeatureStore:
-    """A SQLite snapshot of player features; `write` replaces the whole snapshot atomically."""
+    """A SQLite snapshot of player features; `write` replaces the whole snapshot atomically.
+
+    Reads share one read-only connection (opening one costs more than a lookup). A snapshot replaced
+    since it was opened (another inode at the path) is reopened on the next read, so readers follow
+    `write` as they did with a connection per call. `close` releases it.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self._connection: sqlite3.Connection | None = None
+        self._opened: tuple[int, int] | None = None  # (device, inode) of the file the connection reads
+        self._lock = threading.Lock()  # one connection, used by one thread at a time
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SqliteFeatureStore:
@@ -103,33 +122,47 @@ class SqliteFeatureStore:
         return len(rows)
 
     def _connect(self) -> sqlite3.Connection:
-        if not self.path.exists():
+        """The shared connection, (re)opened when there is none or the snapshot file was replaced.
+        Call with the lock held."""
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            self._close()
             raise DataError(
                 f"no feature snapshot at {self.path}; run `playerguard features build --snapshot` first"
-            )
-        return sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            ) from None
+        if self._connection is None or self._opened != (stat.st_dev, stat.st_ino):
+            self._close()
+            self._connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            self._opened = (stat.st_dev, stat.st_ino)
+        return self._connection
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+        self._connection, self._opened = None, None
+
+    def close(self) -> None:
+        """Close the shared read connection (the next read opens a new one)."""
+        with self._lock:
+            self._close()
 
     def metadata(self) -> dict[str, str]:
-        con = self._connect()
-        try:
-            return dict(con.execute("SELECT key, value FROM meta").fetchall())
-        finally:
-            con.close()
+        with self._lock:
+            return dict(self._connect().execute("SELECT key, value FROM meta").fetchall())
 
     def lookup(self, player_ids: Iterable[str]) -> dict[str, dict[str, float]]:
         """Features of each known player (unknown players are absent from the result)."""
         ids = list(dict.fromkeys(str(p) for p in player_ids))
         found: dict[str, dict[str, float]] = {}
-        con = self._connect()
-        try:
+        with self._lock:
+            con = self._connect()
             for start in range(0, len(ids), _CHUNK):
                 chunk = ids[start : start + _CHUNK]
                 marks = ", ".join("?" * len(chunk))
                 query = f"SELECT player_id, features FROM features WHERE player_id IN ({marks})"
                 for player, document in con.execute(query, chunk):
                     found[player] = parse_features(document)
-        finally:
-            con.close()
         return found
 
 
@@ -145,4 +178,7 @@ def lookup(
 ) -> dict[str, dict[str, float]]:
     """Features of each known player from the local snapshot."""
     store = SqliteFeatureStore(path) if path is not None else SqliteFeatureStore.from_settings(settings)
-    return store.lookup(player_ids)
+    try:
+        return store.lookup(player_ids)
+    finally:
+        store.close()

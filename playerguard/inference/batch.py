@@ -55,7 +55,7 @@ def score_cutoff(
     )
     if features.empty:
         raise DataError(f"no player has an event before {cutoff.isoformat()}")
-    table = scores_table(score_frame(bundle, features))
+    table = scores_table(score_frame(bundle, features, exact_reasons="all"))
     table.insert(1, "cutoff", features["cutoff"].to_numpy())
     notes = [f"{name}: no champion model, not scored" for name in MODEL_NAMES if name not in bundle.models]
     return BatchScores(table=table, bundle=bundle, notes=notes)

@@ -39,7 +39,7 @@ CODE_DIR = "code"
 VARIANT_NAME = "AllTraffic"
 SERVING_REQUIREMENTS: tuple[str, ...] = (
     "numpy", "pandas", "pyarrow", "scipy", "scikit-learn", "xgboost", "skops", "pyyaml", "duckdb",
-    "sqlglot", "pydantic", "pydantic-settings",
+    "sqlglot", "pydantic", "pydantic-settings", "orjson",
 )  # fmt: skip
 """Distributions the scoring path imports (loading models, scoring, features from raw events)."""
 _NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")

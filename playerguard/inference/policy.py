@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import yaml
 
 from playerguard.errors import ConfigError
+
+if TYPE_CHECKING:  # numpy is imported where it is used: the stream handler imports this module
+    import numpy as np
 
 ACTIONS: tuple[str, ...] = ("review", "account_action", "retention_offer", "purchase_offer")
 SEVERITIES: tuple[str, ...] = ("low", "medium", "high")
@@ -155,6 +157,8 @@ class Policy:
     ) -> list[dict | None]:
         """Per score, the action dict {model, action, score, threshold, severity} of the first rule it
         reaches, or None. Vectorised over the scores."""
+        import numpy as np
+
         scores = np.asarray(scores, dtype="float64")
         rules = self.rules.get(model, ())
         thresholds = [rule.resolve(model_threshold, model) for rule in rules]

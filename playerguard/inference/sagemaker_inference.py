@@ -37,10 +37,10 @@ from playerguard.inference.payloads import (
     default_cutoff,
     encode_error,
     encode_predictions,
-    feature_frame,
+    feature_matrix,
     parse_request,
 )
-from playerguard.inference.scoring import score_frame
+from playerguard.inference.scoring import FeatureMatrix, model_feature_names, score_matrix
 
 # ---- features from raw events ------------------------------------------------------------------------------
 
@@ -183,20 +183,13 @@ class ServingBundle:
         }
 
 
-def _model_features(bundle: Bundle) -> tuple[str, ...]:
-    names: dict[str, None] = {}
-    for model in bundle.models.values():
-        names.update(dict.fromkeys(model.feature_names_))
-    return tuple(names)
-
-
 def _serving(directory: Path, shown_as: Path) -> ServingBundle:
     bundle = replace(load_bundle(directory), path=shown_as)
     feature_set = load_feature_set(directory / FEATURES_FILE)
     if feature_set.hash != bundle.feature_set_hash:
         raise DataError(f"{shown_as}: {FEATURES_FILE} does not match the feature set hash in its manifest")
     loaded_at = datetime.now(UTC).isoformat(timespec="seconds")
-    return ServingBundle(bundle, _model_features(bundle), EventsFeaturizer(feature_set), loaded_at)
+    return ServingBundle(bundle, model_feature_names(bundle.models.values()), EventsFeaturizer(feature_set), loaded_at)
 
 
 def load_serving_bundle(path: Path | str) -> ServingBundle:
@@ -222,6 +215,9 @@ def score_request(
     """Parse a request body, compute features from events where needed, and score: one prediction per
     record (per player for raw events), as `score_frame` returns them. RequestError on a bad request.
 
+    The features go from the parsed request to one matrix with no DataFrame in between. Reasons are exact
+    (TreeSHAP) for the rows the policy acts on and approximate for the others (`score_matrix`).
+
     XGBoost runs on `threads` threads in this call (0: its default, every core). One is right for
     request-sized batches: threads cost more than they save on a hundred rows, and oversubscribed
     OpenMP threads slow down by an order of magnitude when concurrent requests share the cores.
@@ -229,10 +225,11 @@ def score_request(
     import xgboost
 
     parsed = parse_request(body, content_type, served.feature_names, limits)
-    frame = feature_frame(parsed, served.feature_names, served.featurizer)
+    values = feature_matrix(parsed, served.feature_names, served.featurizer)
+    matrix = FeatureMatrix(served.feature_names, values)
     try:
         with xgboost.config_context(nthread=threads):  # thread-local: only this request's thread
-            return score_frame(served.bundle, frame)
+            return score_matrix(served.bundle, parsed.player_ids, matrix, exact_reasons="acted")
     except DataError as error:
         raise RequestError(str(error), "unscorable") from None
 
