@@ -21,7 +21,8 @@ app = typer.Typer(
     add_completion=False,
 )
 
-# (module, attribute, name): typer sub-apps mounted if their module exists in this build.
+# (module, attribute, name): typer sub-apps, imported when the command runs (each imports its heavy
+# dependencies inside its functions, so `--help` stays fast).
 _SUB_APPS: tuple[tuple[str, str, str], ...] = (
     ("playerguard.features.lake_commands", "lake_app", "lake"),
     ("playerguard.features.commands", "app", "features"),
@@ -42,22 +43,11 @@ _COMMANDS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def _optional(module: str, attribute: str) -> object | None:
-    try:
-        return getattr(importlib.import_module(module), attribute)
-    except (ModuleNotFoundError, AttributeError):
-        return None
-
-
 def _mount() -> None:
     for module, attribute, name in _SUB_APPS:
-        sub_app = _optional(module, attribute)
-        if sub_app is not None:
-            app.add_typer(sub_app, name=name)
+        app.add_typer(getattr(importlib.import_module(module), attribute), name=name)
     for module, attribute, name in _COMMANDS:
-        command = _optional(module, attribute)
-        if command is not None:
-            app.command(name)(command)
+        app.command(name)(getattr(importlib.import_module(module), attribute))
 
 
 @app.command()
