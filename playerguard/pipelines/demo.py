@@ -7,6 +7,7 @@ against the simulator's ground truth.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -85,7 +86,8 @@ def _active_players(settings: Settings, day: date) -> set[str]:
 
 
 def run_demo(*, players: int, days: int, seed: int, home: Path | None = None) -> None:
-    """Run the loop in `home` (default `<PLAYERGUARD_HOME>/demo`, so a real lake is never touched)."""
+    """Run the loop in `home` (default `<PLAYERGUARD_HOME>/demo`, so a real lake is never touched); the
+    directory is emptied first."""
     from playerguard.features.api import build_features
     from playerguard.features.online import materialize_snapshot
     from playerguard.features.simulation_io import write_simulation
@@ -94,6 +96,7 @@ def run_demo(*, players: int, days: int, seed: int, home: Path | None = None) ->
 
     console = Console()
     settings = Settings(home=home if home else Settings().home / "demo")
+    shutil.rmtree(settings.home, ignore_errors=True)  # the demo's own directory: every run starts from nothing
     with console.status(f"1/5 simulating {players:,} players over {days} days"):
         summary = write_simulation(settings, players=players, days=days, seed=seed, replace=True)
     console.print(f"[bold]1. lake[/bold]      {summary}")

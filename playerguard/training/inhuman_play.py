@@ -9,8 +9,9 @@ Studios rarely have enough confirmed cheaters to train on, so the model combines
 - when there are labels (at least `min_positives` cheaters and as many legitimate players), an XGBoost
   classifier with TreeSHAP reasons.
 
-Only rows with the minimum evidence (`min_evidence`, default one match in the window) are judged: a player
-who did not play shows nothing to judge and scores 0. Such rows are left out of fitting too.
+Only rows with the minimum evidence (`min_evidence`, default five matches in the window) are judged: a
+player with too few matches shows too little to judge (a handful of lucky shots is not superhuman) and scores
+0. Such rows are left out of fitting too.
 
 With labels ("supervised" mode), a non-negative logistic stacker over [XGBoost log-odds, detector
 percentile log-odds, rules fired] is fitted on out-of-fold inputs (folds grouped by `group_column`), so
@@ -69,7 +70,7 @@ DEFAULT_DIRECTIONS: dict[str, str] = {
     "aim_speed_p90_28d": "high",
     "session_gap_cv_28d": "low",
 }
-DEFAULT_MIN_EVIDENCE: dict[str, float] = {"matches_28d": 1.0}
+DEFAULT_MIN_EVIDENCE: dict[str, float] = {"matches_28d": 5.0}
 
 
 class InhumanPlayModel:

@@ -27,6 +27,8 @@ DEFAULT_FEATURES = Path(__file__).resolve().parents[2] / "playerguard" / "featur
 STRONG = {"n_estimators": 40, "learning_rate": 0.2, "max_depth": 3, "early_stopping_rounds": 10, "n_jobs": 1}
 STUMP = {"n_estimators": 1, "max_depth": 1, "learning_rate": 0.5, "n_jobs": 1}  # one split: loses to the baseline
 
+from playerguard.training.inhuman_play import DEFAULT_MIN_EVIDENCE
+
 
 @dataclass(frozen=True)
 class FeatureSetFile:
@@ -191,7 +193,7 @@ def test_inhuman_play_is_promoted_without_a_champion_and_judged_only_on_rows_it_
     assert result.gate.metric == "pr_auc" and "no champion yet" in result.gate.reason
 
     test = frame.loc[frame["cutoff"] == frame["cutoff"].max()]
-    judged = test.loc[test["matches_28d"] >= 1]
+    judged = test.loc[test["matches_28d"] >= DEFAULT_MIN_EVIDENCE["matches_28d"]]
     assert 0 < len(judged) < len(test)
     assert result.metrics["rows"] == len(judged) and result.split["evaluated_test_rows"] == len(judged)
     scores = load_model("inhuman_play", result.model_dir).predict_score(judged)

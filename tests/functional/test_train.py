@@ -18,6 +18,8 @@ from playerguard.training.train import train
 FAST = {"n_estimators": 40, "learning_rate": 0.2, "max_depth": 3, "early_stopping_rounds": 10, "n_jobs": 1}
 FAST_INHUMAN = {"n_estimators": 20, "cv_folds": 2, "n_jobs": 1}
 
+from playerguard.training.inhuman_play import DEFAULT_MIN_EVIDENCE
+
 
 def training_set(players: int = 600, cutoffs: int = 4, seed: int = 0) -> pd.DataFrame:
     """Players at weekly cutoffs with default feature names and labels from known probabilities."""
@@ -75,6 +77,8 @@ def test_every_model_is_trained_and_evaluated_on_the_last_cutoff_only(trained: t
     last = frame["cutoff"].max()
     for name, model_result in result.models.items():
         test_rows = frame.loc[(frame["cutoff"] == last) & frame[f"label_{name}"].notna()]
+        if name == "inhuman_play":  # judged only with enough matches in the window
+            test_rows = test_rows.loc[test_rows["matches_28d"] >= DEFAULT_MIN_EVIDENCE["matches_28d"]]
         assert model_result.metrics["rows"] == len(test_rows)
         assert model_result.split["test_cutoff"] == last.isoformat()
         assert model_result.split["validation_cutoff"] < model_result.split["test_cutoff"]
