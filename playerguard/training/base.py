@@ -6,7 +6,7 @@ import importlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar, Protocol, Self, runtime_checkable
+from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -106,6 +106,22 @@ def class_path_of(model: ScoringModel) -> str:
     if path not in known_class_paths(model.name):
         raise DataError(f"{path} is not a registered class of the {model.name} model")
     return path
+
+
+def read_model_state(directory: Path, filename: str, model: type[Any], format_version: int) -> dict[str, Any]:
+    """The JSON state a model class's `save` wrote into `directory`, checked to be of that class's name, kind
+    and format; DataError otherwise. A state saved before kinds existed counts as the class's own kind."""
+    try:
+        state = json.loads((Path(directory) / filename).read_text())
+    except (OSError, ValueError) as error:
+        raise DataError(f"cannot read {model.name} model in {directory}: {error}") from error
+    found = (state.get("name"), state.get("kind", model.kind), state.get("format_version"))
+    if found != (model.name, model.kind, format_version):
+        raise DataError(
+            f"{directory} holds a {found[0]!r} model of kind {found[1]!r} (format {found[2]}), "
+            f"not a {model.name!r} model of kind {model.kind!r} (format {format_version})"
+        )
+    return state
 
 
 def saved_kind(model_name: str, directory: Path) -> str:

@@ -42,7 +42,7 @@ from scipy.special import expit
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from playerguard.errors import ConfigError, DataError
-from playerguard.training.base import feature_columns, select_features
+from playerguard.training.base import feature_columns, read_model_state, select_features
 from playerguard.training.inhuman_calibration import PopulationPercentile, Stacker, fpr_table
 from playerguard.training.inhuman_data import (
     canonical_order,
@@ -385,15 +385,7 @@ class InhumanPlayModel:
     def load(cls, directory: Path) -> Self:
         """Read a model written by `save`."""
         directory = Path(directory)
-        try:
-            state = json.loads((directory / STATE_FILE).read_text())
-        except (OSError, ValueError) as error:
-            raise DataError(f"cannot read inhuman_play model in {directory}: {error}") from error
-        if state.get("name") != cls.name or state.get("format_version") != FORMAT_VERSION:
-            raise DataError(
-                f"{directory} holds a {state.get('name')!r} model (format {state.get('format_version')}), "
-                f"not an {cls.name!r} model (format {FORMAT_VERSION})"
-            )
+        state = read_model_state(directory, STATE_FILE, cls, FORMAT_VERSION)
         model = cls(**state["params"])
         model.mode_ = state["mode"]
         model.feature_names_ = list(state["feature_names"])

@@ -23,7 +23,7 @@ from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 
 from playerguard.errors import DataError
-from playerguard.training.base import binary_labels, feature_columns, select_features
+from playerguard.training.base import binary_labels, feature_columns, read_model_state, select_features
 from playerguard.training.calibration import Calibrator
 from playerguard.training.inhuman_explain import top_reasons
 
@@ -209,16 +209,7 @@ class LogisticBaseline:
     def load(cls, directory: Path) -> Self:
         """Read a model written by `save`."""
         directory = Path(directory)
-        try:
-            state = json.loads((directory / STATE_FILE).read_text())
-        except (OSError, ValueError) as error:
-            raise DataError(f"cannot read {cls.name} logistic model in {directory}: {error}") from error
-        found = (state.get("name"), state.get("kind"), state.get("format_version"))
-        if found != (cls.name, cls.kind, FORMAT_VERSION):
-            raise DataError(
-                f"{directory} holds a {found[0]!r} model of kind {found[1]!r} (format {found[2]}), "
-                f"not a {cls.name!r} model of kind {cls.kind!r} (format {FORMAT_VERSION})"
-            )
+        state = read_model_state(directory, STATE_FILE, cls, FORMAT_VERSION)
         model = cls(**state["params"])
         model.feature_names_ = list(state["feature_names"])
 

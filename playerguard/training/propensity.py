@@ -13,7 +13,7 @@ import pandas as pd
 import xgboost as xgb
 
 from playerguard.errors import ConfigError, DataError
-from playerguard.training.base import binary_labels, feature_columns, select_features
+from playerguard.training.base import binary_labels, feature_columns, read_model_state, select_features
 from playerguard.training.calibration import Calibrator
 from playerguard.training.inhuman_explain import top_reasons, tree_contributions
 from playerguard.training.logistic import (
@@ -251,16 +251,7 @@ class _PropensityModel:
     def load(cls, directory: Path) -> Self:
         """Read a model written by `save`."""
         directory = Path(directory)
-        try:
-            state = json.loads((directory / PARAMS_FILE).read_text())
-        except (OSError, ValueError) as error:
-            raise DataError(f"cannot read {cls.name} model in {directory}: {error}") from error
-        kind = state.get("kind", KIND)  # saved before kinds existed: always XGBoost
-        if state.get("name") != cls.name or kind != KIND or state.get("format_version") != FORMAT_VERSION:
-            raise DataError(
-                f"{directory} holds a {state.get('name')!r} model of kind {kind!r} (format "
-                f"{state.get('format_version')}), not a {cls.name!r} model of kind {KIND!r} (format {FORMAT_VERSION})"
-            )
+        state = read_model_state(directory, PARAMS_FILE, cls, FORMAT_VERSION)
         model = cls(**state["params"])
         model.booster_ = xgb.Booster()
         model.booster_.load_model(directory / BOOSTER_FILE)

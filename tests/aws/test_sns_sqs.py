@@ -239,7 +239,7 @@ def test_the_lambda_handler_end_to_end(
         resource=boto3.resource("dynamodb", endpoint_url=aws_endpoint, region_name="us-east-1"),
     )
     features.create_table()
-    snapshot = synthetic_features(1, seed=9).assign(player_id="p-000777")
+    snapshot = synthetic_features(1, seed=9).assign(player_id="p-000777", matches_28d=20.0)  # enough to judge
     features.write(snapshot)
     with local_scoring_server(Settings(home=tmp_path), bundle) as (url, _):
         endpoint = HttpEndpoint(url)
