@@ -16,8 +16,9 @@ player with too few matches shows too little to judge (a handful of lucky shots 
 With labels ("supervised" mode), a non-negative logistic stacker over [XGBoost log-odds, detector
 percentile log-odds, rules fired] is fitted on out-of-fold inputs (folds grouped by `group_column`), so
 the score is a calibrated probability; a second round of cross-fitting gives out-of-fold combined scores,
-from which `fpr_table_` and `threshold_` (the lowest score keeping the false positive rate among
-legitimate players at `target_fpr`) are read. Known cheaters are left out of the detector's reference
+from which `fpr_table_` and `threshold_` are read: the threshold catches the cheaters a false positive
+rate of `target_fpr` allows, without spending more of that budget than the catch needs
+(`metrics.operating_threshold`). Known cheaters are left out of the detector's reference
 population. The rules' weight is pulled towards log(`rule_odds`), since rules rarely fire in training data.
 
 Without labels ("unsupervised" mode), the score is the row's percentile p among the reference population
@@ -53,7 +54,7 @@ from playerguard.training.inhuman_data import (
 )
 from playerguard.training.inhuman_detectors import check_directions, detector_from_state, make_detector
 from playerguard.training.inhuman_explain import detector_reasons, shap_reasons
-from playerguard.training.metrics import threshold_at_fpr
+from playerguard.training.metrics import operating_threshold
 from playerguard.training.rules import applicable_rules, fired_matrix, parse_rules, rules_config
 
 FORMAT_VERSION = 1
@@ -153,7 +154,9 @@ class InhumanPlayModel:
         if self.cv_folds < 2:
             raise ConfigError(f"cv_folds must be at least 2, got {self.cv_folds}")
         if self.rule_odds < 1:
-            raise ConfigError(f"rule_odds must be at least 1 (a fired rule never lowers the score), got {self.rule_odds}")
+            raise ConfigError(
+                f"rule_odds must be at least 1 (a fired rule never lowers the score), got {self.rule_odds}"
+            )
         if self.detector not in ("tail", "isolation_forest"):
             raise ConfigError(f"unknown detector {self.detector!r}: use tail or isolation_forest")
 
@@ -214,7 +217,9 @@ class InhumanPlayModel:
     def _fit_reference(self, features: pd.DataFrame, labels: np.ndarray) -> tuple[Any, PopulationPercentile]:
         """Detector and score percentile fitted on the rows not known to be cheaters."""
         reference = features.loc[labels != 1]
-        detector = make_detector(self.detector, self.detector_features_, self.detector_directions_, self.random_state)
+        detector = make_detector(
+            self.detector, self.detector_features_, self.detector_directions_, self.random_state
+        )
         detector.fit(reference)
         return detector, PopulationPercentile().fit(detector.score(reference))
 
@@ -285,7 +290,7 @@ class InhumanPlayModel:
             labels = None
         self.fpr_table_ = fpr_table(scores, labels)
         as_legitimate = np.zeros(scores.size, dtype="int8") if labels is None else labels
-        self.threshold_ = float(threshold_at_fpr(as_legitimate, scores, self.target_fpr))
+        self.threshold_ = float(operating_threshold(as_legitimate, scores, self.target_fpr))
 
     # ---- scoring -------------------------------------------------------------------------------------
 
@@ -306,7 +311,9 @@ class InhumanPlayModel:
         as that matrix (no copy)."""
         if isinstance(X, np.ndarray):
             if X.ndim != 2 or X.shape[1] != len(self.feature_names_):
-                raise DataError(f"the {self.name} model takes {len(self.feature_names_)} feature columns, got {X.shape}")
+                raise DataError(
+                    f"the {self.name} model takes {len(self.feature_names_)} feature columns, got {X.shape}"
+                )
             return pd.DataFrame(np.asarray(X, dtype="float64"), columns=self.feature_names_, copy=False)
         return select_features(X, self.feature_names_)
 
@@ -376,7 +383,9 @@ class InhumanPlayModel:
             "percentile": self.percentile_.to_dict(),
             "stacker": None if self.stacker_ is None else self.stacker_.to_dict(),
             "threshold": self.threshold_,
-            "fpr_table": self.fpr_table_.astype(object).where(self.fpr_table_.notna(), None).to_dict(orient="list"),
+            "fpr_table": self.fpr_table_.astype(object)
+            .where(self.fpr_table_.notna(), None)
+            .to_dict(orient="list"),
             "booster_file": BOOSTER_FILE if self.booster_ is not None else None,
         }
         (directory / STATE_FILE).write_text(json.dumps(state, indent=1, allow_nan=False))
@@ -414,4 +423,9 @@ def _margin(booster: xgb.Booster, features: pd.DataFrame) -> np.ndarray:
 
 
 def _rule_reason(name: str, value: float) -> dict:
-    return {"kind": "rule", "name": name, "value": None if np.isnan(value) else float(value), "contribution": None}
+    return {
+        "kind": "rule",
+        "name": name,
+        "value": None if np.isnan(value) else float(value),
+        "contribution": None,
+    }

@@ -178,6 +178,29 @@ def threshold_at_fpr(y_true: np.ndarray, scores: np.ndarray, fpr: float = DEFAUL
     return float(np.nextafter(negatives[allowed], np.inf))
 
 
+def operating_threshold(y_true: np.ndarray, scores: np.ndarray, fpr: float = DEFAULT_TARGET_FPR) -> float:
+    """A flagging threshold that catches the positives a false positive rate of `fpr` allows, spending no
+    more of that budget than the catch needs.
+
+    `threshold_at_fpr` is the lowest threshold within the budget. Up to the lowest-scoring positive it
+    catches, every threshold catches the same positives and fewer negatives, so the budget beyond that
+    point buys nothing. The threshold returned sits midway between the two in log-odds: a margin for new
+    positives scoring a little lower and for new negatives scoring a little higher than these. Without
+    positives it is `threshold_at_fpr`.
+    """
+    y, s = _check(y_true, scores)
+    lowest = threshold_at_fpr(y, s, fpr)
+    caught = s[(y == 1) & (s >= lowest)]
+    if math.isnan(lowest) or caught.size == 0:
+        return lowest
+    edge = float(caught.min())
+    if not 0 <= lowest <= edge <= 1:  # not probabilities: midway between the scores themselves
+        return (lowest + edge) / 2
+    low, high = (min(max(value, 1e-12), 1 - 1e-12) for value in (lowest, edge))
+    middle = (math.log(low / (1 - low)) + math.log(high / (1 - high))) / 2
+    return max(lowest, min(edge, 1 / (1 + math.exp(-middle))))
+
+
 def recall_at_fpr(y_true: np.ndarray, scores: np.ndarray, fpr: float = DEFAULT_TARGET_FPR) -> float:
     """Share of positives flagged at the threshold that keeps the false positive rate at most `fpr`."""
     y, s = _check(y_true, scores)

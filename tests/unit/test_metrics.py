@@ -66,6 +66,23 @@ def test_threshold_at_fpr_on_a_known_example() -> None:
     assert m.threshold_at_fpr(y, s, 0.0) > 0.99
 
 
+def test_the_operating_threshold_spends_only_the_budget_that_buys_recall() -> None:
+    rng = np.random.default_rng(4)
+    negatives, positives = rng.uniform(0, 0.01, 1000), rng.uniform(0.6, 1.0, 50)
+    y, s = np.r_[np.zeros(1000), np.ones(50)], np.r_[negatives, positives]
+    lowest, chosen = m.threshold_at_fpr(y, s, 0.01), m.operating_threshold(y, s, 0.01)
+    assert lowest < 0.01 and positives.min() > chosen > 0.05  # midway in log-odds, ~0.07
+    assert np.mean(positives >= chosen) == np.mean(positives >= lowest) == 1.0
+    assert np.mean(negatives >= chosen) == 0 < np.mean(negatives >= lowest)
+    # overlapping classes: the edge is the lowest positive caught within the budget
+    y, s = np.r_[np.zeros(100), np.ones(3)], np.r_[np.arange(100) / 100.0, 0.985, 0.97, 0.5]
+    assert m.threshold_at_fpr(y, s, 0.01) <= m.operating_threshold(y, s, 0.01) <= 0.985
+    # without positives there is nothing to buy: the budget's own threshold
+    assert m.operating_threshold(np.zeros(1000), negatives, 0.01) == m.threshold_at_fpr(
+        np.zeros(1000), negatives, 0.01
+    )
+
+
 def test_ece_is_zero_when_every_bin_matches_its_observed_rate() -> None:
     y = np.r_[np.ones(2), np.zeros(8), np.ones(7), np.zeros(3)]
     p = np.r_[np.full(10, 0.2), np.full(10, 0.7)]
