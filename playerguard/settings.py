@@ -31,6 +31,11 @@ class Settings(BaseSettings):
         description="Read an existing table through this source mapping (a name like `gap`, or a YAML path).",
     )
 
+    # Online feature snapshot on AWS (locally: <home>/online/features.sqlite)
+    online_table: str | None = Field(
+        default=None, description="DynamoDB table of the online feature snapshot the stream reads."
+    )
+
     # Experiment tracking
     mlflow_tracking_uri: str | None = None
 

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from playerguard.errors import DataError
+from playerguard.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -166,11 +166,21 @@ class SqliteFeatureStore:
         return found
 
 
-def materialize_snapshot(settings: Settings, features_frame: pd.DataFrame, path: Path | None = None) -> Path:
-    """Write `features_frame` (one row per player) as the online snapshot; returns its path."""
+def materialize_snapshot(settings: Settings, features_frame: pd.DataFrame, path: Path | None = None) -> str:
+    """Write `features_frame` (one row per player) as the online snapshot of the settings' backend: the
+    local SQLite file (or `path`), or the DynamoDB table `online_table` for the aws backend. Returns where."""
+    if settings.backend == "aws" and path is None:
+        from playerguard.features.dynamodb_store import DynamoDBFeatureStore
+
+        if not settings.online_table:
+            raise ConfigError(
+                "PLAYERGUARD_ONLINE_TABLE is not set: name the DynamoDB table of the online snapshot"
+            )
+        written = DynamoDBFeatureStore(settings.online_table, region=settings.region).write(features_frame)
+        return f"DynamoDB table {settings.online_table} ({written:,} players)"
     store = SqliteFeatureStore(path) if path is not None else SqliteFeatureStore.from_settings(settings)
-    store.write(features_frame)
-    return store.path
+    written = store.write(features_frame)
+    return f"{store.path} ({written:,} players)"
 
 
 def lookup(

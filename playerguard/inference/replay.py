@@ -14,14 +14,15 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from playerguard.errors import DataError
+from playerguard.features.online import SqliteFeatureStore
 from playerguard.inference.flags import Cooldowns
 from playerguard.inference.notifiers import OutboxNotifier
 from playerguard.inference.stream_endpoint import Endpoint, RetryPolicy
@@ -91,6 +92,13 @@ def records_to_redeliver(
     return [record for record in records if int(record["kinesis"]["sequenceNumber"]) >= lowest]
 
 
+def _days(start: date, end: date) -> Iterator[date]:
+    day = start
+    while day <= end:
+        yield day
+        day += timedelta(days=1)
+
+
 def lake_events(settings: Settings, start: date, end: date) -> Iterator[dict[str, Any]]:
     """Events of the local lake with start <= event date <= end, in event-time order, as JSON-ready dicts
     (read a day at a time; null attributes left out)."""
@@ -104,8 +112,7 @@ def lake_events(settings: Settings, start: date, end: date) -> Iterator[dict[str
     lake = LocalLake.from_settings(settings)
     if not lake.has_events():
         raise DataError(f"the lake at {lake.root} has no events; ingest or simulate some first")
-    day = start
-    while day <= end:
+    for day in _days(start, end):
         files = sorted((lake.events_dir / f"event_date={day.isoformat()}").glob("*.parquet"))
         if files:
             table = pq.ParquetDataset(files).read()
@@ -115,7 +122,34 @@ def lake_events(settings: Settings, start: date, end: date) -> Iterator[dict[str
             table = table.set_column(table.column_names.index("event_timestamp"), "event_timestamp", stamps)
             for row in table.to_pylist():
                 yield {name: value for name, value in row.items() if value is not None}
-        day += timedelta(days=1)
+
+
+def daily_batches(
+    settings: Settings,
+    start: date,
+    end: date,
+    batch_size: int,
+    before_day: Callable[[date], None],
+) -> Iterator[dict[str, Any]]:
+    """Kinesis batches of the lake's events day by day (no batch spans midnight), calling `before_day(day)`
+    before the first batch of each day is handed out; sequence numbers keep increasing across days."""
+    sequence = _FIRST_SEQUENCE
+    for day in _days(start, end):
+        before_day(day)
+        for batch in kinesis_batches(lake_events(settings, day, day), batch_size, sequence):
+            sequence += len(batch["Records"])
+            yield batch
+
+
+def refresh_snapshot(settings: Settings, day: date, feature_set: Any = "default") -> int:
+    """Rebuild the online snapshot as the daily pipeline would before `day`: features at midnight UTC of
+    `day`, from events before it only. Returns the number of players in the snapshot."""
+    from playerguard.features.api import build_features
+
+    cutoff = datetime.combine(day, datetime.min.time(), UTC)
+    return SqliteFeatureStore.from_settings(settings).write(
+        build_features(settings, cutoff, feature_set=feature_set)
+    )
 
 
 @dataclass
@@ -131,7 +165,10 @@ class ReplaySummary:
     suppressed: int = 0
     dead_lettered: int = 0
     retried: int = 0
+    without_snapshot: int = 0
+    withheld: int = 0
     unprocessed: int = 0
+    snapshots: int = 0
     seconds: float = 0.0
     endpoint: str = ""
     failures: list[str] = field(default_factory=list)
@@ -148,6 +185,13 @@ class ReplaySummary:
             f"{self.duplicates:,} duplicates refused, {self.dead_lettered:,} dead-lettered, "
             f"{self.retried:,} retries"
         )
+        if self.withheld:
+            text += (
+                f"; {self.withheld:,} actions withheld on {self.without_snapshot:,} player batches scored "
+                "without a snapshot"
+            )
+        if self.snapshots:
+            text += f"; online snapshot rebuilt {self.snapshots} times (before each day)"
         if self.unprocessed:
             text += f"; {self.unprocessed:,} events NOT processed after every redelivery ({self.failures[0]})"
         return text
@@ -176,7 +220,16 @@ def run_replay(
         for attempt in range(max_redeliveries + 1):
             response, report = handle_batch({"Records": records})
             summary.invocations += 1
-            for name in ("scored", "flagged", "duplicates", "suppressed", "dead_lettered", "retried"):
+            for name in (
+                "scored",
+                "flagged",
+                "duplicates",
+                "suppressed",
+                "dead_lettered",
+                "retried",
+                "without_snapshot",
+                "withheld",
+            ):
                 setattr(summary, name, getattr(summary, name) + getattr(report, name))
             records = records_to_redeliver(records, response)
             if not records:
@@ -231,11 +284,20 @@ def local_scoring_server(
         listener.close()
 
 
+@dataclass(frozen=True)
+class ReplayTarget:
+    """What replay scores against: the endpoint, a description, the policy's cooldowns, and the feature
+    set snapshots are built with (the served bundle's when replay serves it)."""
+
+    endpoint: Endpoint
+    description: str
+    cooldowns: Cooldowns
+    feature_set: Any = "default"
+
+
 @contextmanager
-def scoring_endpoint(
-    settings: Settings, bundle: Path | None = None
-) -> Iterator[tuple[Endpoint, str, Cooldowns]]:
-    """The endpoint replay scores against, its description, and the cooldowns of its policy.
+def scoring_endpoint(settings: Settings, bundle: Path | None = None) -> Iterator[ReplayTarget]:
+    """The endpoint replay scores against.
 
     PLAYERGUARD_ENDPOINT_URL wins; then the SageMaker endpoint for the aws backend; else a local server
     started for the replay. The cooldowns come from the served bundle's policy when replay serves it, else
@@ -246,7 +308,9 @@ def scoring_endpoint(
     from playerguard.inference.stream_endpoint import HttpEndpoint, SageMakerEndpoint
 
     if settings.endpoint_url:
-        yield HttpEndpoint(settings.endpoint_url), settings.endpoint_url, cooldowns_from_policy(load_policy())
+        yield ReplayTarget(
+            HttpEndpoint(settings.endpoint_url), settings.endpoint_url, cooldowns_from_policy(load_policy())
+        )
     elif settings.backend == "aws":
         import boto3
         from botocore.config import Config
@@ -256,7 +320,7 @@ def scoring_endpoint(
             region_name=settings.region,
             config=Config(retries={"mode": "standard", "max_attempts": 1}),
         )
-        yield (
+        yield ReplayTarget(
             SageMakerEndpoint(settings.endpoint_name, client),
             f"SageMaker endpoint {settings.endpoint_name}",
             cooldowns_from_policy(load_policy()),
@@ -265,10 +329,11 @@ def scoring_endpoint(
         with local_scoring_server(settings, bundle) as (url, served):
             endpoint = HttpEndpoint(url)
             try:
-                yield (
+                yield ReplayTarget(
                     endpoint,
                     f"local server {url} ({served.bundle.path})",
                     cooldowns_from_policy(served.bundle.policy),
+                    served.bundle.feature_set or "default",
                 )
             finally:
                 endpoint.close()
@@ -281,18 +346,21 @@ def local_stream_runtime(
     *,
     retry: RetryPolicy | None = None,
     logger: logging.Logger | None = None,
+    features: FeatureSource | None = None,
+    act_without_snapshot: Collection[str] = (),
 ) -> StreamRuntime:
-    """The stream runtime with local backends: the outbox, and the online feature snapshot under `<home>`."""
-    return StreamRuntime(
-        StreamScorer(endpoint, outbox, online_feature_source(settings), retry=retry, logger=logger)
+    """The stream runtime with local backends: the outbox, and `features` or else the online feature
+    snapshot under `<home>` when there is one."""
+    features = features if features is not None else online_feature_source(settings)
+    scorer = StreamScorer(
+        endpoint, outbox, features, retry=retry, logger=logger, act_without_snapshot=act_without_snapshot
     )
+    return StreamRuntime(scorer)
 
 
 def online_feature_source(settings: Settings) -> FeatureSource | None:
     """The latest materialised feature snapshot (`<home>/online/features.sqlite`), if there is one; without
     it every player is scored on its own events."""
-    from playerguard.features.online import SqliteFeatureStore
-
     store = SqliteFeatureStore.from_settings(settings)
     return store if store.path.exists() else None
 
@@ -305,13 +373,18 @@ def replay(
     rate: float | None = None,
     batch_size: int = 100,
     bundle: Path | None = None,
+    refresh_daily: bool = False,
+    act_without_snapshot: Collection[str] = (),
     max_redeliveries: int = 3,
     logger: logging.Logger | None = None,
 ) -> ReplaySummary:
     """Replay the lake's events from `start` to `end` (inclusive) through the stream handler.
 
     The endpoint is `settings.endpoint_url`, else the SageMaker endpoint for the aws backend, else a local
-    scoring server started for the replay on a free loopback port and stopped after it.
+    scoring server started for the replay on a free loopback port and stopped after it. With
+    `refresh_daily`, the online snapshot is rebuilt before each day from the events before that day (what
+    a daily `features build --snapshot` does in production); otherwise the snapshot stays as it is.
+    `act_without_snapshot` as for `StreamScorer`.
     """
     if rate is not None and rate <= 0:
         raise DataError(f"--rate must be a positive number of events per second, got {rate}")
@@ -319,13 +392,32 @@ def replay(
     first = next(events, None)  # check the lake before starting a server
     if first is None:
         raise DataError(f"the lake has no events from {start} to {end}")
-    batches = kinesis_batches(itertools.chain([first], events), batch_size)
-    with scoring_endpoint(settings, bundle) as (endpoint, description, cooldowns):
-        outbox = OutboxNotifier.from_home(settings.home, cooldowns)
+    with scoring_endpoint(settings, bundle) as target:
+        refreshed: list[date] = []
+
+        def before_day(day: date) -> None:
+            refresh_snapshot(settings, day, target.feature_set)
+            refreshed.append(day)
+
+        features: FeatureSource | None = None
+        if refresh_daily:
+            batches = daily_batches(settings, start, end, batch_size, before_day)
+            features = SqliteFeatureStore.from_settings(settings)  # written before the first day's batches
+        else:
+            batches = kinesis_batches(itertools.chain([first], events), batch_size)
+        outbox = OutboxNotifier.from_home(settings.home, target.cooldowns)
         try:
-            runtime = local_stream_runtime(settings, endpoint, outbox, logger=logger)
+            runtime = local_stream_runtime(
+                settings,
+                target.endpoint,
+                outbox,
+                logger=logger,
+                features=features,
+                act_without_snapshot=act_without_snapshot,
+            )
             summary = run_replay(runtime.handle_batch, batches, rate=rate, max_redeliveries=max_redeliveries)
         finally:
             outbox.close()
-    summary.endpoint = description
+    summary.endpoint = target.description
+    summary.snapshots = len(refreshed)
     return summary

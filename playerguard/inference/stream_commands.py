@@ -57,6 +57,13 @@ def replay_command(
     bundle: Annotated[
         Path | None, typer.Option(help="Bundle for the local server (default: the champions).")
     ] = None,
+    refresh_snapshot: Annotated[
+        bool,
+        typer.Option(
+            help="Rebuild the online snapshot before each day from the events before it, as a daily "
+            "`features build --snapshot` would (replaces the snapshot under PLAYERGUARD_HOME)."
+        ),
+    ] = False,
 ) -> None:
     """Replay lake events as Kinesis batches through the stream handler, flags into the local outbox.
 
@@ -66,7 +73,13 @@ def replay_command(
     from playerguard.inference.replay import replay
 
     summary = replay(
-        Settings(), start.date(), end.date(), rate=parse_rate(rate), batch_size=batch_size, bundle=bundle
+        Settings(),
+        start.date(),
+        end.date(),
+        rate=parse_rate(rate),
+        batch_size=batch_size,
+        bundle=bundle,
+        refresh_daily=refresh_snapshot,
     )
     typer.echo(summary)
     if summary.unprocessed:

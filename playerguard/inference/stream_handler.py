@@ -89,6 +89,8 @@ class StreamRuntime:
                 "suppressed",
                 "dead_lettered",
                 "retried",
+                "without_snapshot",
+                "withheld",
             )
         }
         summary |= {
@@ -110,7 +112,9 @@ class StreamConfig(BaseSettings):
 
     dead_letter_uri: str | None = Field(default=None, description="SQS queue URL or s3://bucket/prefix.")
     ledger_table: str | None = Field(default=None, description="DynamoDB flag ledger (cooldown + dedupe).")
-    feature_table: str | None = Field(default=None, description="DynamoDB online feature snapshot.")
+    feature_table: str | None = Field(
+        default=None, description="DynamoDB online feature snapshot (default: PLAYERGUARD_ONLINE_TABLE)."
+    )
     policy_path: Path | None = Field(
         default=None, description="Policy YAML for cooldowns (default: packaged)."
     )
@@ -118,6 +122,10 @@ class StreamConfig(BaseSettings):
     base_delay: float = Field(default=0.2, gt=0)
     max_delay: float = Field(default=2.0, gt=0)
     max_instances: int = Field(default=1000, ge=1)
+    act_without_snapshot: frozenset[str] = Field(
+        default=frozenset(),
+        description="Models whose actions are taken for players scored on the batch's events alone.",
+    )
 
 
 def dead_letter_sink(uri: str, session: Any) -> Any:
@@ -185,11 +193,12 @@ def aws_stream_runtime(
     scorer = StreamScorer(
         endpoint,
         notifier,
-        online_features(config.feature_table, session),
+        online_features(config.feature_table or settings.online_table, session),
         logger=logger,
         metrics=metrics,
         retry=RetryPolicy(config.max_attempts, config.base_delay, config.max_delay),
         max_instances=config.max_instances,
+        act_without_snapshot=config.act_without_snapshot,
     )
     return StreamRuntime(scorer, flush_metrics=metrics.flush_metrics)
 

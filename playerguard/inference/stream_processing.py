@@ -18,7 +18,7 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -163,6 +163,8 @@ class BatchReport:
     suppressed: int = 0
     dead_lettered: int = 0
     retried: int = 0
+    without_snapshot: int = 0
+    withheld: int = 0
     failed: dict[str, str] = field(default_factory=dict)
 
 
@@ -210,6 +212,11 @@ class StreamScorer:
     and scored in one call (`max_instances` per call, the endpoint's own limit). Should the endpoint blame
     a record (a 4xx with a record error code), the request is halved until the culprit is isolated; a
     player whose snapshot is refused is scored on its events; events refused on their own are dead-lettered.
+
+    A player without a snapshot is scored on the batch's events alone: a few hours of play, where the models
+    learnt from weeks of it. Those scores are out of distribution (on a simulated month, 26% of such
+    legitimate players crossed the inhuman-play threshold), so their actions are taken only for the models
+    named in `act_without_snapshot` (none by default); the others are counted as `withheld`.
     """
 
     def __init__(
@@ -223,6 +230,7 @@ class StreamScorer:
         logger: logging.Logger | Any | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_instances: int = 1000,
+        act_without_snapshot: Collection[str] = (),
     ) -> None:
         self.endpoint = endpoint
         self.notifier = notifier
@@ -232,6 +240,7 @@ class StreamScorer:
         self.logger = logger or logging.getLogger("playerguard.stream")
         self.clock = clock
         self.max_instances = max_instances
+        self.act_without_snapshot = frozenset(act_without_snapshot)
 
     def score_batch(
         self, records: Sequence[Mapping[str, Any]], remaining_ms: Callable[[], int] | None = None
@@ -247,6 +256,8 @@ class StreamScorer:
         for name, value in (
             ("RecordsIn", report.received),
             ("RecordsScored", report.scored),
+            ("PlayersWithoutSnapshot", report.without_snapshot),
+            ("ActionsWithheld", report.withheld),
             ("FlagsPublished", report.flagged),
             ("RecordsRejected", report.dead_lettered),
             ("Retries", report.retried),
@@ -298,7 +309,9 @@ class StreamScorer:
             for start in range(0, len(groups), self.max_instances):
                 chunk = groups[start : start + self.max_instances]
                 self._predict(chunk, predictions, refused, attempts)
-            flags, sources = self._flags([g for g in groups if g.player_id in predictions], predictions)
+            flags, sources = self._flags(
+                [g for g in groups if g.player_id in predictions], predictions, report
+            )
         except (TransientError, EndpointRejected, FlagError) as error:
             # nothing is acknowledged on a guess: Kinesis redelivers the batch
             self.logger.error(f"batch not scored, to be redelivered: {error}")
@@ -357,7 +370,7 @@ class StreamScorer:
             predictions[group.player_id] = prediction
 
     def _flags(
-        self, groups: list[PlayerGroup], predictions: Mapping[str, Mapping[str, Any]]
+        self, groups: list[PlayerGroup], predictions: Mapping[str, Mapping[str, Any]], report: BatchReport
     ) -> tuple[list[Flag], dict[str, list[str]]]:
         """Flags per player; each names the player's first event in the batch, which a redelivery (starting
         at or before it) still has first, so the flag_id comes out the same."""
@@ -366,6 +379,8 @@ class StreamScorer:
         sources: dict[str, list[str]] = {}
         for group in groups:
             trigger = group.events[0]
+            events_only = group.snapshot is None
+            report.without_snapshot += events_only
             for flag in flags_from_prediction(
                 predictions[group.player_id],
                 event_id=trigger.event_id,
@@ -373,6 +388,9 @@ class StreamScorer:
                 event_timestamp=trigger.event_timestamp,
                 scored_at=scored_at,
             ):
+                if events_only and flag.model not in self.act_without_snapshot:
+                    report.withheld += 1
+                    continue
                 flags.append(flag)
                 sources[flag.flag_id] = [item.sequence_number for item in group.events]
         return flags, sources

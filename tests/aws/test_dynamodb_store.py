@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from playerguard.errors import DataError
+from playerguard.errors import ConfigError, DataError
 from playerguard.features.dynamodb_store import DynamoDBFeatureStore
+from playerguard.features.online import materialize_snapshot
+from playerguard.settings import Settings
 
 pytestmark = pytest.mark.aws
 
@@ -64,3 +66,11 @@ def test_builds_its_resource_lazily_and_rejects_duplicates(aws_endpoint: str) ->
     with pytest.raises(DataError, match="appears more than once"):
         lazy.write(pd.concat([features(2), features(2)]))
     assert lazy.lookup(["p0000"]) == {}
+
+
+def test_the_aws_backend_materialises_the_snapshot_into_its_online_table(store: DynamoDBFeatureStore) -> None:
+    settings = Settings(backend="aws", region="us-east-1", online_table=store.table_name)
+    assert materialize_snapshot(settings, features(12)) == "DynamoDB table playerguard-features (12 players)"
+    assert store.lookup(["p0011"])["p0011"]["sessions_7d"] == 11.0
+    with pytest.raises(ConfigError, match="PLAYERGUARD_ONLINE_TABLE"):
+        materialize_snapshot(Settings(backend="aws", region="us-east-1"), features(1))

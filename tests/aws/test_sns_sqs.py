@@ -260,6 +260,8 @@ def test_the_lambda_handler_end_to_end(
             "PLAYERGUARD_STREAM_LEDGER_TABLE": aws["table"],
             "PLAYERGUARD_STREAM_FEATURE_TABLE": features.table_name,
             "PLAYERGUARD_STREAM_POLICY_PATH": str(policy),
+            # the two players without a snapshot are acted on too (withheld by default)
+            "PLAYERGUARD_STREAM_ACT_WITHOUT_SNAPSHOT": '["inhuman_play"]',
             "POWERTOOLS_METRICS_NAMESPACE": "playerguard",
         }.items():
             monkeypatch.setenv(name, value)

@@ -31,8 +31,9 @@ def features(players: int, offset: float = 0.0) -> pd.DataFrame:
 
 
 def test_snapshot_round_trip(settings: Settings) -> None:
-    path = materialize_snapshot(settings, features(5))
-    assert path == settings.home / "online" / "features.sqlite"
+    where = materialize_snapshot(settings, features(5))
+    path = settings.home / "online" / "features.sqlite"
+    assert where == f"{path} (5 players)"
     found = lookup(settings, ["p0001", "p0003", "nobody", "p0001"])
     assert set(found) == {"p0001", "p0003"}
     assert found["p0001"] == {"sessions_7d": 1.0, "accuracy_28d": 0.25}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import sqlite3
 import sys
 from datetime import date
 from pathlib import Path
@@ -19,7 +20,7 @@ from typer.testing import CliRunner
 
 from playerguard.errors import DataError
 from playerguard.features.labels import load_inhuman_labels
-from playerguard.features.online import materialize_snapshot
+from playerguard.features.online import SqliteFeatureStore, materialize_snapshot
 from playerguard.features.simulation_io import write_simulation
 from playerguard.inference.bundle import ModelSource, write_bundle
 from playerguard.inference.notifiers import OutboxNotifier
@@ -43,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 from endpoint_fixtures import fit_test_models, synthetic_features
 
 FIRST, LAST = date(2026, 1, 1), date(2026, 1, 2)
+ACT_ON_EVENTS = ("inhuman_play", "churn")  # no snapshot in this lake: every player is scored on its events
 POLICY = """
 version: 1
 models:
@@ -74,7 +76,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         feature_set="default",
         policy_path=_policy(root),
     )
-    first = replay(settings, FIRST, LAST, bundle=bundle, batch_size=300)
+    first = replay(settings, FIRST, LAST, bundle=bundle, batch_size=300, act_without_snapshot=ACT_ON_EVENTS)
     return {"settings": settings, "bundle": bundle, "first": first}
 
 
@@ -149,7 +151,7 @@ def test_replay_scores_every_event_once_and_a_second_replay_adds_no_flag(world: 
     assert "local server http://127.0.0.1:" in first.endpoint
     outbox = OutboxNotifier.from_home(settings.home)
     assert outbox.count() == first.flagged
-    second = replay(settings, FIRST, LAST, bundle=bundle, batch_size=300)
+    second = replay(settings, FIRST, LAST, bundle=bundle, batch_size=300, act_without_snapshot=ACT_ON_EVENTS)
     assert (second.flagged, second.duplicates, second.suppressed) == (0, first.flagged, first.suppressed)
     assert outbox.count() == first.flagged
     entry = outbox.entries(limit=1)[0]
@@ -221,6 +223,28 @@ def test_the_replay_command(world: dict[str, Any], monkeypatch: pytest.MonkeyPat
     assert backwards.exit_code != 0 and "before --from" in str(backwards.exception)
 
 
+def test_a_daily_refresh_rebuilds_the_snapshot_from_the_events_before_each_day(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    settings = Settings(home=tmp_path / "home")
+    write_simulation(settings, players=40, days=2, seed=5)
+    summary = replay(settings, FIRST, LAST, bundle=world["bundle"], batch_size=300, refresh_daily=True)
+    assert summary.snapshots == 2 and summary.unprocessed == 0
+    day_one = {e["player_id"] for e in lake_events(settings, FIRST, FIRST)}
+    day_two = {e["player_id"] for e in lake_events(settings, LAST, LAST)}
+    store = SqliteFeatureStore.from_settings(settings)
+    with sqlite3.connect(store.path) as con:
+        rows = con.execute("SELECT player_id, cutoff FROM features").fetchall()
+    # the snapshot day two was scored with: players seen on day one, features at midnight before day two
+    assert {player for player, _ in rows} == day_one
+    assert {cutoff for _, cutoff in rows} == {"2026-01-02T00:00:00+00:00"}
+    outbox = OutboxNotifier.from_home(settings.home)
+    flagged = {entry.flag.player_id for entry in outbox.entries(limit=10_000)}
+    outbox.close()
+    # every scored player is flagged by this policy, but only with a snapshot: day two's returning players
+    assert flagged == day_one & day_two and summary.withheld > 0
+
+
 def test_the_runtime_answers_a_lambda_event_from_the_fixture_shape(
     world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -271,8 +295,12 @@ def test_players_with_a_snapshot_are_scored_on_it_the_others_on_their_events(
         response, report = local_stream_runtime(settings, endpoint, outbox).handle_batch(
             next(kinesis_batches(events, batch_size=len(events)))
         )
+    flagged = {entry.flag.player_id for entry in outbox.entries(limit=10_000)}
     outbox.close()
     assert response == {"batchItemFailures": []} and report.scored == len(events)
+    # the policy flags every scored player, but actions on events alone are withheld by default
+    assert flagged == set(players[::2])
+    assert report.without_snapshot == len(players[1::2]) and report.withheld >= len(players[1::2])
     [request] = endpoint.requests  # one call for the batch
     by_player = {instance["player_id"]: instance for instance in request["instances"]}
     assert list(by_player) == players

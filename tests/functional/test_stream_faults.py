@@ -165,7 +165,9 @@ def stored_flag_ids(outbox: OutboxNotifier) -> list[str]:
 def runtime(url: str, notifier: Any, sleeps: list[float] | None = None, attempts: int = 5) -> StreamRuntime:
     sleeps = [] if sleeps is None else sleeps
     retry = RetryPolicy(max_attempts=attempts, base_delay=0.1, max_delay=1.0, sleep=sleeps.append)
-    return StreamRuntime(StreamScorer(HttpEndpoint(url), notifier, retry=retry))
+    # the loopback scorer judges events alone, so its inhuman-play actions are taken without a snapshot
+    scorer = StreamScorer(HttpEndpoint(url), notifier, retry=retry, act_without_snapshot={"inhuman_play"})
+    return StreamRuntime(scorer)
 
 
 @pytest.fixture
@@ -347,10 +349,27 @@ def test_snapshot_features_are_used_and_a_refused_snapshot_falls_back_to_events(
     response, report = StreamRuntime(scorer).handle_batch(next(kinesis_batches(items)))
     assert response == {"batchItemFailures": []} and report.scored == 8
     assert snapshots.lookups == [[e["player_id"] for e in items]]  # one lookup for the batch
-    flagged = {entry.flag.player_id for entry in outbox.entries()}
-    assert flagged == {"p0000", "p0001"}
+    # p0001 looks like a cheater on its one event, but without history its action is withheld by default
+    assert {entry.flag.player_id for entry in outbox.entries()} == {"p0000"}
+    assert report.without_snapshot == 7 and report.withheld == 1
     # p0002 was scored on its event after its snapshot was refused, so its event reached the endpoint
     assert "e0002" in server.scored_events and "e0000" not in server.scored_events
+
+
+def test_actions_on_events_alone_are_taken_for_the_models_allowed_to(
+    scorer_factory: Any, outbox: OutboxNotifier
+) -> None:
+    server = scorer_factory()
+    scorer = StreamScorer(
+        HttpEndpoint(server.url),
+        outbox,
+        Snapshots({}),
+        retry=RetryPolicy(sleep=lambda _: None),
+        act_without_snapshot={"inhuman_play"},
+    )
+    _, report = StreamRuntime(scorer).handle_batch(next(kinesis_batches(events(8, cheaters={1, 5}))))
+    assert {entry.flag.player_id for entry in outbox.entries()} == {"p0001", "p0005"}
+    assert report.without_snapshot == 8 and report.withheld == 0
 
 
 def test_a_request_the_endpoint_refuses_for_another_reason_fails_the_batch(
