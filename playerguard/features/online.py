@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import orjson
+
 from playerguard.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -73,7 +75,7 @@ def snapshot_rows(frame: pd.DataFrame) -> Iterator[tuple[str, str, str]]:
 
 def parse_features(document: str) -> dict[str, float]:
     return {
-        name: (math.nan if value is None else float(value)) for name, value in json.loads(document).items()
+        name: (math.nan if value is None else float(value)) for name, value in orjson.loads(document).items()
     }
 
 

@@ -11,12 +11,13 @@ request. Light imports only: the Lambda loads this module.
 from __future__ import annotations
 
 import http.client
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
+
+import orjson
 
 from playerguard.inference.notifiers import is_transient_aws_error
 
@@ -133,15 +134,15 @@ def read_answer(status: int, body: bytes, where: str) -> Any:
         raise TransientError(f"{where} answered {status}: {body[:200].decode('utf-8', 'replace')}")
     if status >= 400:
         try:
-            error = json.loads(body)
-        except ValueError:
+            error = orjson.loads(body)
+        except orjson.JSONDecodeError:
             error = {}
         error = error if isinstance(error, dict) else {}
         message = str(error.get("message") or body[:500].decode("utf-8", "replace"))
         raise EndpointRejected(f"{where} answered {status}: {message}", str(error.get("error") or ""))
     try:
-        return json.loads(body)
-    except ValueError:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
         raise TransientError(f"{where} answered {status} with a body that is not JSON") from None
 
 
@@ -180,7 +181,7 @@ class HttpEndpoint:
         return response.status, response.read()
 
     def invoke(self, payload: Mapping[str, Any]) -> Any:
-        body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+        body = orjson.dumps(payload)
         reused = self._connection is not None
         try:
             try:
@@ -209,7 +210,7 @@ class SageMakerEndpoint:
                 EndpointName=self.name,
                 ContentType="application/json",
                 Accept="application/json",
-                Body=json.dumps(payload, separators=(",", ":")).encode("utf-8"),
+                Body=orjson.dumps(payload),
             )
         except Exception as error:
             if is_transient_aws_error(error):

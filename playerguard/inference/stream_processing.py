@@ -7,7 +7,8 @@ Failure rules (nothing lost, nothing doubled):
   with bounded exponential backoff; what still fails is returned so Kinesis redelivers it;
 - flags carry deterministic ids, and notifiers refuse a flag_id they already hold.
 
-Imports stay light (no pandas, numpy, boto3): this module is loaded by the Lambda handler.
+Imports stay light (no pandas, numpy, boto3; orjson is a small C extension): this module is loaded by the
+Lambda handler.
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ import hashlib
 import json
 import logging
 import math
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
+
+import orjson
 
 from playerguard.inference.flags import (
     Flag,
@@ -103,6 +107,18 @@ def _text(value: Any, name: str) -> str:
     return text
 
 
+_CANONICAL_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+
+
+def normalise_timestamp(stamp: Any) -> str:
+    """`format_timestamp` spelling of an ISO 8601 timestamp; one already in it is only checked (the common
+    case, and a third of the cost of validating an event)."""
+    if isinstance(stamp, str) and _CANONICAL_TIMESTAMP.fullmatch(stamp):
+        datetime.fromisoformat(stamp)  # a real date and time, or ValueError
+        return stamp
+    return format_timestamp(parse_timestamp(stamp))
+
+
 def validate_event(payload: Any) -> dict[str, Any]:
     """The event with its envelope checked and normalised, or PoisonRecord naming the problem."""
     if not isinstance(payload, dict):
@@ -115,11 +131,11 @@ def validate_event(payload: Any) -> dict[str, Any]:
     event["event_type"] = _text(payload["event_type"], "event_type")
     stamp = payload["event_timestamp"]
     try:
-        event["event_timestamp"] = format_timestamp(parse_timestamp(stamp))
+        event["event_timestamp"] = normalise_timestamp(stamp)
     except (TypeError, ValueError):
         raise PoisonRecord(f"event_timestamp {stamp!r} is not an ISO 8601 timestamp") from None
     for name, value in payload.items():
-        if isinstance(value, dict | list):
+        if isinstance(value, (dict, list)):  # a tuple: twice as fast as `dict | list` on this hot path
             raise PoisonRecord(f"attribute {name!r} must be a number, string, boolean or null")
     if payload.get("event_id") in (None, ""):
         # same content, same id: a producer's retry of an id-less event is still one event
@@ -138,10 +154,10 @@ def decode_record(record: Mapping[str, Any]) -> StreamEvent:
     except (binascii.Error, ValueError, TypeError):
         raise PoisonRecord("data is not valid base64") from None
     try:
-        payload = json.loads(raw)
+        payload = orjson.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise PoisonRecord("data is not UTF-8 text") from None
-    except json.JSONDecodeError as error:
+    except orjson.JSONDecodeError as error:
         raise PoisonRecord(f"data is not JSON: {error.msg} at position {error.pos}") from None
     return StreamEvent(
         source=str(record.get("eventSourceARN", "")),

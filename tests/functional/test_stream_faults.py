@@ -248,7 +248,7 @@ def test_three_poison_records_among_97_good_ones(scorer_factory: Any, outbox: Ou
     letters = {x.sequence_number: x for x in outbox.dead_letters()}
     assert set(letters) == {batch["Records"][p]["kinesis"]["sequenceNumber"] for p in poison_positions}
     reasons = sorted(x.reason for x in letters.values())
-    assert reasons[0] == "data is not JSON: Expecting property name enclosed in double quotes at position 1"
+    assert reasons[0].startswith("data is not JSON: ") and reasons[0].endswith(" at position 1")
     assert reasons[1:] == ["data is not valid base64", "missing player_id"]
     assert letters[batch["Records"][30]["kinesis"]["sequenceNumber"]].data == "%%% not base64 %%%"
     assert sorted(stored_flag_ids(outbox)) == sorted(expected_flags(items))
