@@ -181,6 +181,7 @@ def test_valid_events_are_normalised_and_get_a_content_id_when_they_have_none() 
         ({"player_id": "p", "event_timestamp": "2026-01-01T00:00:00Z"}, "missing event_type"),
         ({"player_id": "p", "event_type": "x", "event_timestamp": ""}, "missing event_timestamp"),
         ({"player_id": "p", "event_type": "x", "event_timestamp": "yesterday"}, "not an ISO 8601"),
+        ({"player_id": "p", "event_type": "x", "event_timestamp": "2026-02-30T00:00:00.000000Z"}, "not an ISO 8601"),
         (
             {"player_id": True, "event_type": "x", "event_timestamp": "2026-01-01"},
             "player_id must be a string",
@@ -215,4 +216,20 @@ def test_the_lambda_fixture_decodes_into_five_events_and_three_poison_records() 
 def test_non_utf8_data_is_poison() -> None:
     record = {"kinesis": {"data": base64.b64encode(b"\xff\xfe{").decode(), "sequenceNumber": "1"}}
     with pytest.raises(PoisonRecord, match="UTF-8"):
+        decode_record(record)
+
+
+def test_timestamps_come_out_in_one_spelling() -> None:
+    def stamp(value: str) -> str:
+        return validate_event({"player_id": "p", "event_type": "x", "event_timestamp": value})["event_timestamp"]
+
+    assert stamp("2026-01-01T00:02:58.865657Z") == "2026-01-01T00:02:58.865657Z"
+    assert stamp("2026-01-01T01:02:58.865657+01:00") == "2026-01-01T00:02:58.865657Z"
+    assert stamp("2026-01-01T00:02:58") == "2026-01-01T00:02:58.000000Z"
+
+
+def test_nan_is_not_json_so_it_is_poison() -> None:
+    data = b'{"player_id": "p", "event_type": "x", "event_timestamp": "2026-01-01", "aim": NaN}'
+    record = {"kinesis": {"data": base64.b64encode(data).decode(), "sequenceNumber": "1"}}
+    with pytest.raises(PoisonRecord, match="data is not JSON"):
         decode_record(record)
