@@ -31,7 +31,7 @@ import pandas as pd
 from playerguard.features.lake import LocalLake
 from playerguard.features.simulation_io import write_simulation
 from playerguard.inference.replay import refresh_snapshot, replay
-from playerguard.pipelines.demo import _bundle_path, _flags_frame
+from playerguard.pipelines.demo import bundle_path, flags_frame
 from playerguard.pipelines.local_runner import run_pipeline
 from playerguard.settings import Settings
 
@@ -39,7 +39,7 @@ from playerguard.settings import Settings
 def train_bundle(work: Path, players: int, seed: int) -> Path:
     settings = Settings(home=work / "train")
     write_simulation(settings, players=players, days=60, seed=seed, replace=True)
-    bundle = _bundle_path(run_pipeline(settings).step("bundle").output_dir)
+    bundle = bundle_path(run_pipeline(settings).step("bundle").output_dir)
     if bundle is None:
         raise SystemExit("the pipeline registered no bundle")
     return bundle
@@ -47,11 +47,12 @@ def train_bundle(work: Path, players: int, seed: int) -> Path:
 
 def first_seen(settings: Settings) -> pd.DataFrame:
     lake = LocalLake.from_settings(settings)
-    return duckdb.sql(
+    rows = duckdb.sql(
         "SELECT player_id, min(event_timestamp) AS first_event FROM read_parquet(?, hive_partitioning = true, "
         "union_by_name = true) GROUP BY player_id",
         params=[lake.events_glob()],
-    ).df()
+    ).fetchall()
+    return pd.DataFrame(rows, columns=["player_id", "first_event"])
 
 
 def active_between(settings: Settings, start: date, end: date) -> set[str]:
@@ -68,7 +69,7 @@ def flag_table(settings: Settings, start: date, end: date) -> pd.DataFrame:
     """Per archetype and arrival (before / during the replay): players active in the replay, fraction
     flagged for inhuman play."""
     truth = pd.read_parquet(settings.ground_truth_path)
-    flags = _flags_frame(settings.home)
+    flags = flags_frame(settings.home)
     flagged = set(flags.loc[flags["model"] == "inhuman_play", "player_id"])
     seen = first_seen(settings)
     replay_start = pd.Timestamp(datetime.combine(start, datetime.min.time(), UTC))

@@ -187,8 +187,8 @@ class ReplaySummary:
         )
         if self.withheld:
             text += (
-                f"; {self.withheld:,} actions withheld on {self.without_snapshot:,} player batches scored "
-                "without a snapshot"
+                f"; {self.withheld:,} actions withheld from {self.without_snapshot:,} scorings on a batch's "
+                "events alone (no snapshot)"
             )
         if self.snapshots:
             text += f"; online snapshot rebuilt {self.snapshots} times (before each day)"

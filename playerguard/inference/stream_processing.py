@@ -230,9 +230,9 @@ class StreamScorer:
     player whose snapshot is refused is scored on its events; events refused on their own are dead-lettered.
 
     A player without a snapshot is scored on the batch's events alone: a few hours of play, where the models
-    learnt from weeks of it. Those scores are out of distribution (on a simulated month, 26% of such
-    legitimate players crossed the inhuman-play threshold), so their actions are taken only for the models
-    named in `act_without_snapshot` (none by default); the others are counted as `withheld`.
+    learnt from weeks of it. Those scores are out of distribution (docs/stream.md gives the measured cost),
+    so their actions are taken only for the models named in `act_without_snapshot` (none by default); the
+    others are counted as `withheld`.
     """
 
     def __init__(

@@ -57,7 +57,8 @@ def flag_quality(flags: pd.DataFrame, truth: pd.DataFrame, active_players: set[s
     )
 
 
-def _flags_frame(home: Path) -> pd.DataFrame:
+def flags_frame(home: Path) -> pd.DataFrame:
+    """player_id, model and action of every flag in the outbox under `home`."""
     from playerguard.inference.notifiers import OutboxNotifier
 
     outbox = OutboxNotifier.from_home(home)
@@ -115,16 +116,17 @@ def run_demo(*, players: int, days: int, seed: int, home: Path | None = None) ->
     console.print(f"[bold]3. online[/bold]    snapshot of {len(features):,} players at {snapshot_cutoff:%Y-%m-%d}")
 
     with console.status(f"4/5 replaying the stream of {replay_day} through the local endpoint"):
-        replayed = replay(settings, replay_day, replay_day, bundle=_bundle_path(bundle_dir))
+        replayed = replay(settings, replay_day, replay_day, bundle=bundle_path(bundle_dir))
     console.print(f"[bold]4. stream[/bold]    {replayed}")
 
-    flags = _flags_frame(settings.home)
+    flags = flags_frame(settings.home)
     truth = pd.read_parquet(settings.ground_truth_path)
     quality = flag_quality(flags, truth, _active_players(settings, replay_day))
     _print_findings(console, flags, quality, settings, result)
 
 
-def _bundle_path(bundle_step_dir: Path | None) -> Path | None:
+def bundle_path(bundle_step_dir: Path | None) -> Path | None:
+    """The bundle directory the pipeline's bundle step wrote, if any."""
     if bundle_step_dir is None:
         return None
     manifests = sorted(bundle_step_dir.rglob("manifest.json"))
