@@ -237,32 +237,3 @@ def latest_cutoff_drift(
         reference, current = add_scores(reference, models), add_scores(current, models)
         columns += [f"{SCORE_PREFIX}{name}" for name in sorted(models)]
     return drift_report(reference, current, threshold, columns=columns, bins=bins)
-
-
-def drift_alert(report: DriftReport, *, source: str) -> dict[str, Any]:
-    """The alert message for a report with drift: which columns, how much, and where the full report is."""
-    return {
-        "kind": "drift",
-        "threshold": report.threshold,
-        "columns": [
-            {"name": str(row.name), "kind": str(row.kind), "psi": round(float(row.psi), 6)}
-            for row in report.drifted.itertuples(index=False)
-        ],
-        "reference_rows": report.reference_rows,
-        "current_rows": report.current_rows,
-        "report": source,
-    }
-
-
-def publish_drift_alert(home: Path, report: DriftReport, *, source: str) -> Path:
-    """Write the drift alert to `<home>/reports/drift_alert.json` (replacing the previous one).
-
-    The notifier port (`inference.notifiers`) carries per-player flags only, so alerts about the model
-    as a whole are written here until it grows a channel for them.
-    """
-    path = Path(home) / "reports" / "drift_alert.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scratch = path.with_suffix(".json.tmp")
-    scratch.write_text(json.dumps(drift_alert(report, source=source), indent=2, sort_keys=True))
-    scratch.replace(path)
-    return path

@@ -118,6 +118,14 @@ def _job_environment(settings: Settings) -> dict[str, str]:
     return {key: value for key, value in values.items() if value}
 
 
+def _alert_environment(settings: Settings) -> dict[str, str] | None:
+    """The topic the evaluate job publishes drift alerts to, when there is one (its role needs sns:Publish)."""
+    if not settings.sns_topic_arn:
+        return None
+    values = {"PLAYERGUARD_SNS_TOPIC_ARN": settings.sns_topic_arn, "PLAYERGUARD_REGION": settings.region}
+    return {key: value for key, value in values.items() if value}
+
+
 def _pipeline_session(session: Any, bucket: str | None) -> Any:
     from sagemaker.core.workflow.pipeline_context import PipelineSession
 
@@ -265,7 +273,7 @@ class _StepFactory:
         return ProcessingStep(
             name="Evaluate",
             description="held-out metrics on the last cutoff; drift of features and scores",
-            step_args=self._processor("evaluate").run(
+            step_args=self._processor("evaluate", _alert_environment(self.settings)).run(
                 code="evaluate.py",
                 source_dir=self.source,
                 requirements="requirements.txt",

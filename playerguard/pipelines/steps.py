@@ -250,21 +250,23 @@ def bundle_step(context: StepContext) -> dict[str, Any]:
 def drift_step(context: StepContext) -> dict[str, Any]:
     """PSI of features and scores, latest cutoff against the earlier ones; an alert above the threshold."""
     from playerguard.inference.bundle import load_bundle
-    from playerguard.pipelines.drift import latest_cutoff_drift, publish_drift_alert
+    from playerguard.pipelines.drift import latest_cutoff_drift
+    from playerguard.pipelines.drift_alerts import publish_drift_alert
 
     bundle = load_bundle(bundle_dir(context.input("bundle")))
     report = latest_cutoff_drift(
         read_training_set(context.input("build_features")), bundle.models, context.params.drift_threshold
     )
     report.write(context.output_dir)
-    alert = None
+    alerted: list[str] = []
     if report.any_drift:
         source = (context.published_dir or context.output_dir) / "drift.json"
-        alert = publish_drift_alert(context.settings.home, report, source=str(source))
+        alerted = publish_drift_alert(context.settings, report, source=str(source))
     return {
         "max_psi": round(float(report.table["psi"].max()), 4),
         "drifted": [str(name) for name in report.drifted["name"]],
-        "alert": str(alert) if alert else None,
+        "alert": alerted[0] if alerted else None,
+        "alert_published_to": alerted[1:],
     }
 
 

@@ -229,6 +229,21 @@ def test_images_and_data_flow(compiled: tuple[Any, dict[str, Any]]) -> None:
     assert inputs["model"]["S3Uri"] == {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}
 
 
+def test_the_evaluate_job_gets_the_alert_topic_when_there_is_one(
+    compiled: tuple[Any, dict[str, Any]], moto_server: dict[str, str], tmp_path: Path
+) -> None:
+    assert "Environment" not in _steps(compiled[1])["Evaluate"]["Arguments"]  # no topic: no alert
+    topic = f"arn:aws:sns:{REGION}:123456789012:playerguard-flags"
+    pipeline = get_pipeline(
+        _settings(tmp_path).model_copy(update={"sns_topic_arn": topic}),
+        boto3.Session(region_name=REGION),
+        role_arn=moto_server["role"],
+        config=SageMakerPipelineConfig(bucket=moto_server["bucket"]),
+    )
+    environment = _steps(json.loads(pipeline.definition()))["Evaluate"]["Arguments"]["Environment"]
+    assert environment == {"PLAYERGUARD_SNS_TOPIC_ARN": topic, "PLAYERGUARD_REGION": REGION}
+
+
 def test_uploaded_code_runs_the_package_entry_points(
     compiled: tuple[Any, dict[str, Any]], moto_server: dict[str, str]
 ) -> None:

@@ -13,7 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from playerguard.errors import DataError
-from playerguard.pipelines.drift import drift_report, publish_drift_alert
+from playerguard.pipelines.drift import drift_report
+from playerguard.pipelines.drift_alerts import publish_drift_alert
 from playerguard.pipelines.local_runner import MARKER, PipelineStepError, StepEvent, run_pipeline
 from playerguard.pipelines.steps import PipelineStep, StepContext
 from playerguard.settings import Settings
@@ -122,9 +123,9 @@ def test_drift_report_files_and_alert(tmp_path: Path) -> None:
     summary = json.loads(paths["json"].read_text())
     assert summary["drifted"] == ["moved"]
     assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    alert = publish_drift_alert(tmp_path / "home", report, source=str(paths["json"]))
-    assert alert == tmp_path / "home" / "reports" / "drift_alert.json"
-    message = json.loads(alert.read_text())
+    [alert] = publish_drift_alert(Settings(home=tmp_path / "home"), report, source=str(paths["json"]))
+    assert alert == str(tmp_path / "home" / "reports" / "drift_alert.json")  # no topic: the file only
+    message = json.loads(Path(alert).read_text())
     assert message["kind"] == "drift" and [c["name"] for c in message["columns"]] == ["moved"]
 
 
