@@ -220,17 +220,9 @@ def run_replay(
         for attempt in range(max_redeliveries + 1):
             response, report = handle_batch({"Records": records})
             summary.invocations += 1
-            for name in (
-                "scored",
-                "flagged",
-                "duplicates",
-                "suppressed",
-                "dead_lettered",
-                "retried",
-                "without_snapshot",
-                "withheld",
-            ):
-                setattr(summary, name, getattr(summary, name) + getattr(report, name))
+            for name, value in report.counts().items():
+                if name != "received":  # a redelivery receives records again; events counts them once
+                    setattr(summary, name, getattr(summary, name) + value)
             records = records_to_redeliver(records, response)
             if not records:
                 break

@@ -79,20 +79,7 @@ class StreamRuntime:
             if self.flush_metrics is not None:
                 self.flush_metrics()
         report = processor.report
-        summary = {
-            name: getattr(report, name)
-            for name in (
-                "received",
-                "scored",
-                "flagged",
-                "duplicates",
-                "suppressed",
-                "dead_lettered",
-                "retried",
-                "without_snapshot",
-                "withheld",
-            )
-        }
+        summary: dict[str, Any] = report.counts()
         summary |= {
             "to_redeliver": len(report.failed),
             "aws_request_id": getattr(context, "aws_request_id", None),

@@ -183,6 +183,10 @@ class BatchReport:
     withheld: int = 0
     failed: dict[str, str] = field(default_factory=dict)
 
+    def counts(self) -> dict[str, int]:
+        """Every counter of the report by name (all fields but `failed`)."""
+        return {name: value for name, value in vars(self).items() if name != "failed"}
+
 
 @dataclass
 class PlayerGroup:
