@@ -99,9 +99,6 @@ class StreamConfig(BaseSettings):
 
     dead_letter_uri: str | None = Field(default=None, description="SQS queue URL or s3://bucket/prefix.")
     ledger_table: str | None = Field(default=None, description="DynamoDB flag ledger (cooldown + dedupe).")
-    feature_table: str | None = Field(
-        default=None, description="DynamoDB online feature snapshot (default: PLAYERGUARD_ONLINE_TABLE)."
-    )
     policy_path: Path | None = Field(
         default=None, description="Policy YAML for cooldowns (default: packaged)."
     )
@@ -180,7 +177,7 @@ def aws_stream_runtime(
     scorer = StreamScorer(
         endpoint,
         notifier,
-        online_features(config.feature_table or settings.online_table, session),
+        online_features(settings.online_table, session),
         logger=logger,
         metrics=metrics,
         retry=RetryPolicy(config.max_attempts, config.base_delay, config.max_delay),

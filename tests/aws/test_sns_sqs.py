@@ -258,7 +258,7 @@ def test_the_lambda_handler_end_to_end(
             "PLAYERGUARD_SNS_TOPIC_ARN": aws["topic"],
             "PLAYERGUARD_STREAM_DEAD_LETTER_URI": aws["dlq"],
             "PLAYERGUARD_STREAM_LEDGER_TABLE": aws["table"],
-            "PLAYERGUARD_STREAM_FEATURE_TABLE": features.table_name,
+            "PLAYERGUARD_ONLINE_TABLE": features.table_name,
             "PLAYERGUARD_STREAM_POLICY_PATH": str(policy),
             # the two players without a snapshot are acted on too (withheld by default)
             "PLAYERGUARD_STREAM_ACT_WITHOUT_SNAPSHOT": '["inhuman_play"]',
