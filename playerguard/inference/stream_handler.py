@@ -153,6 +153,11 @@ def aws_stream_runtime(
         raise ConfigError(
             "PLAYERGUARD_STREAM_DEAD_LETTER_URI is not set: poison records would have nowhere to go"
         )
+    if not settings.online_table and not config.act_without_snapshot:
+        raise ConfigError(
+            "PLAYERGUARD_ONLINE_TABLE is not set and PLAYERGUARD_STREAM_ACT_WITHOUT_SNAPSHOT names no model: "
+            "every player would be scored on its events alone and no action could ever be taken"
+        )
     if settings.endpoint_url:
         endpoint: Any = HttpEndpoint(settings.endpoint_url)
     else:  # the scorer retries with its own bounded backoff

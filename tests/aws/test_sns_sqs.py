@@ -287,3 +287,14 @@ def test_the_lambda_handler_end_to_end(
     emitted = capsys.readouterr().out
     assert '"RecordsIn"' in emitted and '"FlagsPublished"' in emitted
     assert '"message":"batch processed"' in emitted and '"flagged":3' in emitted
+
+
+def test_a_lambda_that_could_never_flag_anyone_refuses_to_start() -> None:
+    from playerguard.errors import ConfigError
+    from playerguard.inference.stream_handler import StreamConfig, aws_stream_runtime
+    from playerguard.settings import Settings
+
+    settings = Settings(backend="aws", region="us-east-1", sns_topic_arn="arn:aws:sns:us-east-1:1:flags")
+    config = StreamConfig(dead_letter_uri="s3://bucket/dead-letters")
+    with pytest.raises(ConfigError, match="no action could ever be taken"):
+        aws_stream_runtime(settings, config, boto3.session.Session(region_name="us-east-1"))
