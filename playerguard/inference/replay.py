@@ -191,7 +191,8 @@ class ReplaySummary:
                 "events alone (no snapshot)"
             )
         if self.snapshots:
-            text += f"; online snapshot rebuilt {self.snapshots} times (before each day)"
+            plural = "s" if self.snapshots != 1 else ""
+            text += f"; online snapshot rebuilt before each day ({self.snapshots} day{plural})"
         if self.unprocessed:
             text += f"; {self.unprocessed:,} events NOT processed after every redelivery ({self.failures[0]})"
         return text
@@ -384,6 +385,12 @@ def replay(
     first = next(events, None)  # check the lake before starting a server
     if first is None:
         raise DataError(f"the lake has no events from {start} to {end}")
+    if not refresh_daily and not act_without_snapshot and online_feature_source(settings) is None:
+        raise DataError(
+            f"no online feature snapshot at {SqliteFeatureStore.from_settings(settings).path}, so no player "
+            "could be acted on: build one (`playerguard features build --cutoff DATE --out FILE --snapshot`) "
+            "or pass --refresh-snapshot"
+        )
     with scoring_endpoint(settings, bundle) as target:
         refreshed: list[date] = []
 

@@ -216,9 +216,13 @@ def test_replaying_an_empty_lake_or_backwards_dates_is_a_clear_error(tmp_path: P
 def test_the_replay_command(world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PLAYERGUARD_HOME", str(world["settings"].home))
     arguments = ["replay", "--from", "2026-01-01", "--to", "2026-01-01", "--bundle", str(world["bundle"])]
-    result = CliRunner().invoke(stream_app, [*arguments, "--rate", "100000/s", "--batch-size", "500"])
+    without_snapshot = CliRunner().invoke(stream_app, arguments)
+    assert without_snapshot.exit_code != 0 and "no online feature snapshot" in str(without_snapshot.exception)
+    result = CliRunner().invoke(
+        stream_app, [*arguments, "--rate", "100000/s", "--batch-size", "500", "--refresh-snapshot"]
+    )
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("replayed ") and " 0 flags" in result.output  # all flagged before
+    assert result.output.startswith("replayed ") and "online snapshot rebuilt before each day (1 day)" in result.output
     backwards = CliRunner().invoke(stream_app, ["replay", "--from", "2026-01-02", "--to", "2026-01-01"])
     assert backwards.exit_code != 0 and "before --from" in str(backwards.exception)
 
