@@ -11,7 +11,8 @@
    batch's events alone; the default withholds them).
 4. Per archetype, the fraction of players active during the replay flagged for inhuman play, and the
    false positive rate among legitimate players; for all players, and split by whether the player had
-   played before the replay started (a snapshot row from the first day) or arrived during it.
+   played before the replay started (a snapshot row from the first day) or arrived during it; and for the
+   cheaters and bots caught, the hours from their first event in the replay to their first flag.
 
 Ground truth is the simulator's archetype of each player; nothing here is fitted on the replayed game.
 About three minutes on two cores at the default size.
@@ -30,8 +31,9 @@ import pandas as pd
 
 from playerguard.features.lake import LocalLake
 from playerguard.features.simulation_io import write_simulation
+from playerguard.inference.notifiers import OutboxNotifier
 from playerguard.inference.replay import refresh_snapshot, replay
-from playerguard.pipelines.demo import bundle_path, flags_frame
+from playerguard.pipelines.demo import bundle_path
 from playerguard.pipelines.local_runner import run_pipeline
 from playerguard.settings import Settings
 
@@ -45,14 +47,16 @@ def train_bundle(work: Path, players: int, seed: int) -> Path:
     return bundle
 
 
-def first_seen(settings: Settings) -> pd.DataFrame:
+def first_events(settings: Settings, replay_start: datetime) -> pd.DataFrame:
+    """Per player: the first event in the lake, and the first at or after `replay_start`."""
     lake = LocalLake.from_settings(settings)
     rows = duckdb.sql(
-        "SELECT player_id, min(event_timestamp) AS first_event FROM read_parquet(?, hive_partitioning = true, "
-        "union_by_name = true) GROUP BY player_id",
-        params=[lake.events_glob()],
+        "SELECT player_id, min(event_timestamp), min(event_timestamp) FILTER (WHERE event_timestamp >= ?) "
+        "FROM read_parquet(?, hive_partitioning = true, union_by_name = true) GROUP BY player_id",
+        params=[replay_start, lake.events_glob()],
     ).fetchall()
-    return pd.DataFrame(rows, columns=["player_id", "first_event"])
+    frame = pd.DataFrame(rows, columns=["player_id", "first_event", "first_in_replay"]).set_index("player_id")
+    return frame.apply(lambda column: pd.to_datetime(column, utc=True))
 
 
 def active_between(settings: Settings, start: date, end: date) -> set[str]:
@@ -65,20 +69,36 @@ def active_between(settings: Settings, start: date, end: date) -> set[str]:
     return {row[0] for row in rows}
 
 
-def flag_table(settings: Settings, start: date, end: date) -> pd.DataFrame:
-    """Per archetype and arrival (before / during the replay): players active in the replay, fraction
-    flagged for inhuman play."""
-    truth = pd.read_parquet(settings.ground_truth_path)
-    flags = flags_frame(settings.home)
-    flagged = set(flags.loc[flags["model"] == "inhuman_play", "player_id"])
-    seen = first_seen(settings)
-    replay_start = pd.Timestamp(datetime.combine(start, datetime.min.time(), UTC))
-    arrived_during = set(seen.loc[pd.to_datetime(seen["first_event"], utc=True) >= replay_start, "player_id"])
-    frame = truth[truth["player_id"].isin(active_between(settings, start, end))].assign(
-        flagged=lambda t: t["player_id"].isin(flagged),
-        arrival=lambda t: t["player_id"].isin(arrived_during).map({True: "during", False: "before"}),
+def first_inhuman_flags(settings: Settings) -> pd.Series:
+    """Per flagged player, the event time of its first inhuman-play flag."""
+    outbox = OutboxNotifier.from_home(settings.home)
+    try:
+        entries = outbox.entries(model="inhuman_play", limit=10_000_000)
+    finally:
+        outbox.close()
+    stamps = pd.DataFrame(
+        [(e.flag.player_id, e.flag.event_timestamp) for e in entries], columns=["player_id", "flagged_at"]
     )
+    return pd.to_datetime(stamps.set_index("player_id")["flagged_at"], utc=True).groupby(level=0).min()
+
+
+def flag_table(settings: Settings, start: date, end: date) -> pd.DataFrame:
+    """Per player active in the replay: archetype, arrival (before / during the replay), whether it was
+    flagged for inhuman play, and the hours from its first event in the replay to its first such flag."""
+    truth = pd.read_parquet(settings.ground_truth_path)
+    replay_start = datetime.combine(start, datetime.min.time(), UTC)
+    seen = first_events(settings, replay_start)
+    flagged_at = first_inhuman_flags(settings)
+    frame = truth[truth["player_id"].isin(active_between(settings, start, end))].copy()
+    first_event = frame["player_id"].map(seen["first_event"])
+    frame["arrival"] = (first_event >= pd.Timestamp(replay_start)).map({True: "during", False: "before"})
+    frame["flagged"] = frame["player_id"].isin(flagged_at.index)
+    delay = frame["player_id"].map(flagged_at) - frame["player_id"].map(seen["first_in_replay"])
+    frame["hours_to_flag"] = delay.dt.total_seconds() / 3600
     return frame
+
+
+ARRIVALS = {"before": "had played before the replay", "during": "arrived during it"}
 
 
 def report(mode: str, frame: pd.DataFrame) -> None:
@@ -97,6 +117,13 @@ def report(mode: str, frame: pd.DataFrame) -> None:
         part = frame[mask.astype(bool)]
         cells = [rate(part)] + [rate(part[part["arrival"] == a]) for a in ("before", "during")]
         print(f"  {label:<18} " + " ".join(f"{c:>16}" for c in cells))
+    caught = frame[frame["flagged"] & frame["is_inhuman"].astype(bool)]
+    for arrival, part in caught.groupby("arrival"):
+        hours = part["hours_to_flag"]
+        print(
+            f"  hours from first event in the replay to first flag, cheaters and bots who {ARRIVALS[arrival]}: "
+            f"median {hours.median():.1f}, p90 {hours.quantile(0.9):.1f} (n={len(part)})"
+        )
     flagged = frame[frame["flagged"]]
     if len(flagged):
         print(
