@@ -31,12 +31,8 @@ from playerguard.features.online import SqliteFeatureStore
 from playerguard.features.simulation_io import write_simulation
 from playerguard.inference.flags import Cooldowns, cooldowns_from_policy
 from playerguard.inference.notifiers import OutboxNotifier
-from playerguard.inference.replay import (
-    kinesis_batches,
-    lake_events,
-    local_scoring_server,
-    run_replay,
-)
+from playerguard.inference.replay import local_scoring_server, run_replay
+from playerguard.inference.replay_source import kinesis_batches, lake_events
 from playerguard.inference.stream_endpoint import HttpEndpoint
 from playerguard.inference.stream_handler import StreamRuntime
 from playerguard.inference.stream_processing import FeatureSource, StreamScorer

@@ -1,20 +1,18 @@
 """Replay lake events through the stream handler, as Kinesis and Lambda would deliver them.
 
-Events are read day by day from the lake, wrapped into Kinesis records (base64 data, partition key =
-player_id, increasing sequence numbers, the stream's ARN) in batches, and handed to the same runtime the
-Lambda handler uses. Batch item failures are redelivered the way an event source mapping does it: from
-the lowest failed sequence number on, so the replay exercises the same exactly-once machinery.
+Lake events become Kinesis batches (`replay_source`) handed to the same runtime the Lambda handler uses,
+against the configured endpoint or a local scoring server started for the replay. Batch item failures are
+redelivered the way an event source mapping does it: from the lowest failed sequence number on, so the
+replay exercises the same exactly-once machinery. The online snapshot can be rebuilt on a schedule.
 """
 
 from __future__ import annotations
 
-import base64
 import itertools
-import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -25,128 +23,27 @@ from playerguard.errors import DataError
 from playerguard.features.online import SqliteFeatureStore
 from playerguard.inference.flags import Cooldowns
 from playerguard.inference.notifiers import OutboxNotifier
+from playerguard.inference.replay_source import (
+    check_refresh_interval,
+    duration_text,
+    kinesis_batches,
+    lake_events,
+    records_to_redeliver,
+    windowed_batches,
+)
 from playerguard.inference.stream_endpoint import Endpoint, RetryPolicy
 from playerguard.inference.stream_handler import StreamRuntime
 from playerguard.inference.stream_processing import FeatureSource, StreamScorer
 from playerguard.settings import Settings
 
-REPLAY_STREAM_ARN = "arn:aws:kinesis:local:000000000000:stream/playerguard-replay"
-REPLAY_SHARD = "shardId-000000000000"
-_FIRST_SEQUENCE = 49_600_000_000_000_000_000_000_000_000_000_000_000_000_000_000_000_000_000
 
-
-def kinesis_record(
-    event: Mapping[str, Any],
-    sequence_number: int,
-    *,
-    stream_arn: str = REPLAY_STREAM_ARN,
-    region: str = "local",
-    arrival: float | None = None,
-) -> dict[str, Any]:
-    """One record shaped exactly as Lambda delivers Kinesis records."""
-    sequence = str(sequence_number)
-    return {
-        "kinesis": {
-            "kinesisSchemaVersion": "1.0",
-            "partitionKey": str(event.get("player_id", "")),
-            "sequenceNumber": sequence,
-            "data": base64.b64encode(json.dumps(event, separators=(",", ":")).encode("utf-8")).decode(
-                "ascii"
-            ),
-            "approximateArrivalTimestamp": arrival if arrival is not None else time.time(),
-        },
-        "eventSource": "aws:kinesis",
-        "eventVersion": "1.0",
-        "eventID": f"{REPLAY_SHARD}:{sequence}",
-        "eventName": "aws:kinesis:record",
-        "invokeIdentityArn": "arn:aws:iam::000000000000:role/playerguard-replay",
-        "awsRegion": region,
-        "eventSourceARN": stream_arn,
-    }
-
-
-def kinesis_batches(
-    events: Iterable[Mapping[str, Any]], batch_size: int = 100, first_sequence: int = _FIRST_SEQUENCE
-) -> Iterator[dict[str, Any]]:
-    """Kinesis events ({"Records": [...]}) of at most `batch_size` records, sequence numbers increasing."""
-    if not 1 <= batch_size <= 10_000:
-        raise DataError(f"batch size must be between 1 and 10000 (the Lambda maximum), got {batch_size}")
-    records: list[dict[str, Any]] = []
-    for offset, event in enumerate(events):
-        records.append(kinesis_record(event, first_sequence + offset))
-        if len(records) == batch_size:
-            yield {"Records": records}
-            records = []
-    if records:
-        yield {"Records": records}
-
-
-def records_to_redeliver(
-    records: Sequence[Mapping[str, Any]], response: Mapping[str, Any]
-) -> list[Mapping[str, Any]]:
-    """What Kinesis sends again after a partial batch response: every record from the lowest failed one."""
-    failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
-    if not failed:
-        return []
-    lowest = min(int(sequence) for sequence in failed)
-    return [record for record in records if int(record["kinesis"]["sequenceNumber"]) >= lowest]
-
-
-def _days(start: date, end: date) -> Iterator[date]:
-    day = start
-    while day <= end:
-        yield day
-        day += timedelta(days=1)
-
-
-def lake_events(settings: Settings, start: date, end: date) -> Iterator[dict[str, Any]]:
-    """Events of the local lake with start <= event date <= end, in event-time order, as JSON-ready dicts
-    (read a day at a time; null attributes left out)."""
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    from playerguard.features.lake import LocalLake
-
-    if end < start:
-        raise DataError(f"--to {end} is before --from {start}")
-    lake = LocalLake.from_settings(settings)
-    if not lake.has_events():
-        raise DataError(f"the lake at {lake.root} has no events; ingest or simulate some first")
-    for day in _days(start, end):
-        files = sorted((lake.events_dir / f"event_date={day.isoformat()}").glob("*.parquet"))
-        if files:
-            table = pq.ParquetDataset(files).read()
-            table = table.sort_by([("event_timestamp", "ascending"), ("event_id", "ascending")])
-            stamps = pc.strftime(table.column("event_timestamp"), format="%Y-%m-%dT%H:%M:%SZ")
-            table = table.drop_columns([c for c in ("event_date",) if c in table.column_names])
-            table = table.set_column(table.column_names.index("event_timestamp"), "event_timestamp", stamps)
-            for row in table.to_pylist():
-                yield {name: value for name, value in row.items() if value is not None}
-
-
-def daily_batches(
-    settings: Settings,
-    start: date,
-    end: date,
-    batch_size: int,
-    before_day: Callable[[date], None],
-) -> Iterator[dict[str, Any]]:
-    """Kinesis batches of the lake's events day by day (no batch spans midnight), calling `before_day(day)`
-    before the first batch of each day is handed out; sequence numbers keep increasing across days."""
-    sequence = _FIRST_SEQUENCE
-    for day in _days(start, end):
-        before_day(day)
-        for batch in kinesis_batches(lake_events(settings, day, day), batch_size, sequence):
-            sequence += len(batch["Records"])
-            yield batch
-
-
-def refresh_snapshot(settings: Settings, day: date, feature_set: Any = "default") -> int:
-    """Rebuild the online snapshot as the daily pipeline would before `day`: features at midnight UTC of
-    `day`, from events before it only. Returns the number of players in the snapshot."""
+def refresh_snapshot(settings: Settings, cutoff: datetime | date, feature_set: Any = "default") -> int:
+    """Rebuild the online snapshot as the scheduled job would at `cutoff` (a date: its midnight UTC), from
+    events before it only. Returns the number of players in the snapshot."""
     from playerguard.features.api import build_features
 
-    cutoff = datetime.combine(day, datetime.min.time(), UTC)
+    if not isinstance(cutoff, datetime):
+        cutoff = datetime.combine(cutoff, datetime.min.time(), UTC)
     return SqliteFeatureStore.from_settings(settings).write(
         build_features(settings, cutoff, feature_set=feature_set)
     )
@@ -169,6 +66,7 @@ class ReplaySummary:
     withheld: int = 0
     unprocessed: int = 0
     snapshots: int = 0
+    refresh_every: str = ""
     seconds: float = 0.0
     endpoint: str = ""
     failures: list[str] = field(default_factory=list)
@@ -192,7 +90,7 @@ class ReplaySummary:
             )
         if self.snapshots:
             plural = "s" if self.snapshots != 1 else ""
-            text += f"; online snapshot rebuilt before each day ({self.snapshots} day{plural})"
+            text += f"; online snapshot rebuilt {self.snapshots} time{plural} (every {self.refresh_every})"
         if self.unprocessed:
             text += f"; {self.unprocessed:,} events NOT processed after every redelivery ({self.failures[0]})"
         return text
@@ -366,7 +264,7 @@ def replay(
     rate: float | None = None,
     batch_size: int = 100,
     bundle: Path | None = None,
-    refresh_daily: bool = False,
+    refresh_every: timedelta | None = None,
     act_without_snapshot: Collection[str] = (),
     max_redeliveries: int = 3,
     logger: logging.Logger | None = None,
@@ -375,33 +273,35 @@ def replay(
 
     The endpoint is `settings.endpoint_url`, else the SageMaker endpoint for the aws backend, else a local
     scoring server started for the replay on a free loopback port and stopped after it. With
-    `refresh_daily`, the online snapshot is rebuilt before each day from the events before that day (what
-    a daily `features build --snapshot` does in production); otherwise the snapshot stays as it is.
-    `act_without_snapshot` as for `StreamScorer`.
+    `refresh_every` (a divisor of a day), the online snapshot is rebuilt at the start of each such window
+    from the events before it, as a scheduled `features build --snapshot` does in production; otherwise
+    the snapshot stays as it is. `act_without_snapshot` as for `StreamScorer`.
     """
     if rate is not None and rate <= 0:
         raise DataError(f"--rate must be a positive number of events per second, got {rate}")
+    if refresh_every is not None:
+        check_refresh_interval(refresh_every)
     events = lake_events(settings, start, end)
     first = next(events, None)  # check the lake before starting a server
     if first is None:
         raise DataError(f"the lake has no events from {start} to {end}")
-    if not refresh_daily and not act_without_snapshot and online_feature_source(settings) is None:
+    if refresh_every is None and not act_without_snapshot and online_feature_source(settings) is None:
         raise DataError(
             f"no online feature snapshot at {SqliteFeatureStore.from_settings(settings).path}, so no player "
             "could be acted on: build one (`playerguard features build --cutoff DATE --out FILE --snapshot`) "
             "or pass --refresh-snapshot"
         )
     with scoring_endpoint(settings, bundle) as target:
-        refreshed: list[date] = []
+        refreshed: list[datetime] = []
 
-        def before_day(day: date) -> None:
-            refresh_snapshot(settings, day, target.feature_set)
-            refreshed.append(day)
+        def before_window(cutoff: datetime) -> None:
+            refresh_snapshot(settings, cutoff, target.feature_set)
+            refreshed.append(cutoff)
 
         features: FeatureSource | None = None
-        if refresh_daily:
-            batches = daily_batches(settings, start, end, batch_size, before_day)
-            features = SqliteFeatureStore.from_settings(settings)  # written before the first day's batches
+        if refresh_every is not None:
+            batches = windowed_batches(settings, start, end, batch_size, refresh_every, before_window)
+            features = SqliteFeatureStore.from_settings(settings)  # written before the first window's batches
         else:
             batches = kinesis_batches(itertools.chain([first], events), batch_size)
         outbox = OutboxNotifier.from_home(settings.home, target.cooldowns)
@@ -419,4 +319,5 @@ def replay(
             outbox.close()
     summary.endpoint = target.description
     summary.snapshots = len(refreshed)
+    summary.refresh_every = duration_text(refresh_every) if refresh_every else ""
     return summary

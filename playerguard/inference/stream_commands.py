@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -64,6 +64,10 @@ def replay_command(
             "`features build --snapshot` would (replaces the snapshot under PLAYERGUARD_HOME)."
         ),
     ] = False,
+    refresh_every: Annotated[
+        str | None,
+        typer.Option(help="Rebuild it more often: every 6h, 1h... (a divisor of a day; implies the above)."),
+    ] = None,
 ) -> None:
     """Replay lake events as Kinesis batches through the stream handler, flags into the local outbox.
 
@@ -79,11 +83,19 @@ def replay_command(
         rate=parse_rate(rate),
         batch_size=batch_size,
         bundle=bundle,
-        refresh_daily=refresh_snapshot,
+        refresh_every=_refresh_interval(refresh_snapshot, refresh_every),
     )
     typer.echo(summary)
     if summary.unprocessed:
         raise typer.Exit(1)
+
+
+def _refresh_interval(refresh_snapshot: bool, every: str | None) -> timedelta | None:
+    from playerguard.features.spec import parse_duration
+
+    if every is not None:
+        return parse_duration(every, "--refresh-every")
+    return timedelta(days=1) if refresh_snapshot else None
 
 
 def export_review_labels(outbox: OutboxNotifier, home: Path) -> Path:

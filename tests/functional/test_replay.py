@@ -10,7 +10,7 @@ import json
 import socket
 import sqlite3
 import sys
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +24,13 @@ from playerguard.features.online import SqliteFeatureStore, materialize_snapshot
 from playerguard.features.simulation_io import write_simulation
 from playerguard.inference.bundle import ModelSource, write_bundle
 from playerguard.inference.notifiers import OutboxNotifier
-from playerguard.inference.replay import (
+from playerguard.inference.replay import local_scoring_server, local_stream_runtime, replay, run_replay
+from playerguard.inference.replay_source import (
     REPLAY_STREAM_ARN,
     kinesis_batches,
     lake_events,
-    local_scoring_server,
-    local_stream_runtime,
     records_to_redeliver,
-    replay,
-    run_replay,
+    windowed_batches,
 )
 from playerguard.inference.stream_commands import flags_app, parse_rate, stream_app
 from playerguard.inference.stream_endpoint import HttpEndpoint
@@ -222,7 +220,9 @@ def test_the_replay_command(world: dict[str, Any], monkeypatch: pytest.MonkeyPat
         stream_app, [*arguments, "--rate", "100000/s", "--batch-size", "500", "--refresh-snapshot"]
     )
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("replayed ") and "online snapshot rebuilt before each day (1 day)" in result.output
+    assert result.output.startswith("replayed ") and "online snapshot rebuilt 1 time (every 1d)" in result.output
+    uneven = CliRunner().invoke(stream_app, [*arguments, "--refresh-every", "7h"])
+    assert uneven.exit_code != 0 and "must divide a day evenly (e.g. 1h, 6h, 1d), got 7h" in str(uneven.exception)
     backwards = CliRunner().invoke(stream_app, ["replay", "--from", "2026-01-02", "--to", "2026-01-01"])
     assert backwards.exit_code != 0 and "before --from" in str(backwards.exception)
 
@@ -232,7 +232,9 @@ def test_a_daily_refresh_rebuilds_the_snapshot_from_the_events_before_each_day(
 ) -> None:
     settings = Settings(home=tmp_path / "home")
     write_simulation(settings, players=40, days=2, seed=5)
-    summary = replay(settings, FIRST, LAST, bundle=world["bundle"], batch_size=300, refresh_daily=True)
+    summary = replay(
+        settings, FIRST, LAST, bundle=world["bundle"], batch_size=300, refresh_every=timedelta(days=1)
+    )
     assert summary.snapshots == 2 and summary.unprocessed == 0
     day_one = {e["player_id"] for e in lake_events(settings, FIRST, FIRST)}
     day_two = {e["player_id"] for e in lake_events(settings, LAST, LAST)}
@@ -247,6 +249,30 @@ def test_a_daily_refresh_rebuilds_the_snapshot_from_the_events_before_each_day(
     outbox.close()
     # every scored player is flagged by this policy, but only with a snapshot: day two's returning players
     assert flagged == day_one & day_two and summary.withheld > 0
+
+
+def test_a_refresh_every_twelve_hours_scores_each_half_day_on_the_snapshot_at_its_start(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    settings = Settings(home=tmp_path / "home")
+    write_simulation(settings, players=40, days=2, seed=5)
+    cutoffs: list[datetime] = []
+    batches = list(
+        windowed_batches(settings, FIRST, LAST, 50, timedelta(hours=12), before_window=cutoffs.append)
+    )
+    assert cutoffs == [datetime(2026, 1, d, h, tzinfo=UTC) for d in (1, 2) for h in (0, 12)]
+    # no batch spans a window boundary, and every event comes once, in order
+    stamps = [[decode_record(r).event_timestamp for r in b["Records"]] for b in batches]
+    assert all(len({(t[:10], int(t[11:13]) // 12) for t in batch}) == 1 for batch in stamps)
+    replayed = [decode_record(r).event_id for b in batches for r in b["Records"]]
+    assert replayed == [e["event_id"] for e in lake_events(settings, FIRST, LAST)]
+    summary = replay(settings, FIRST, LAST, bundle=world["bundle"], refresh_every=timedelta(hours=12))
+    assert summary.snapshots == 4 and "rebuilt 4 times (every 12h)" in str(summary)
+    with sqlite3.connect(SqliteFeatureStore.from_settings(settings).path) as con:
+        assert {row[0] for row in con.execute("SELECT cutoff FROM features")} == {"2026-01-02T12:00:00+00:00"}
+    for wrong in (timedelta(hours=5), timedelta(seconds=30)):
+        with pytest.raises(DataError, match="must divide a day evenly"):
+            replay(settings, FIRST, LAST, bundle=world["bundle"], refresh_every=wrong)
 
 
 def test_the_runtime_answers_a_lambda_event_from_the_fixture_shape(

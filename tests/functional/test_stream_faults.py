@@ -19,7 +19,7 @@ import pytest
 
 from playerguard.inference.flags import Cooldowns, Flag, make_flag_id
 from playerguard.inference.notifiers import OutboxNotifier, PublishOutcome
-from playerguard.inference.replay import kinesis_batches, records_to_redeliver
+from playerguard.inference.replay_source import kinesis_batches, records_to_redeliver
 from playerguard.inference.stream_endpoint import HttpEndpoint, RetryPolicy
 from playerguard.inference.stream_handler import StreamRuntime
 from playerguard.inference.stream_processing import StreamScorer
