@@ -75,18 +75,21 @@ def _write(frame: pd.DataFrame, out: Path) -> None:
 @app.command("build")
 def build_command(
     cutoff: CutoffOption,
-    out: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Parquet file to write.")] = None,
     lookback: LookbackOption = "28d",
     active_within: ActiveOption = None,
     feature_set: FeatureSetOption = "default",
     snapshot: Annotated[
-        bool, typer.Option(help="Also replace the online snapshot the stream scorer reads.")
+        bool,
+        typer.Option(help="Replace the online snapshot the stream scorer reads (with or without --out)."),
     ] = False,
 ) -> None:
     """Features of every player with an event before the cutoff, one row per player."""
     from playerguard.features.api import build_features, load_feature_set
     from playerguard.features.online import materialize_snapshot
 
+    if out is None and not snapshot:
+        raise ConfigError("features build needs somewhere to put them: --out FILE, --snapshot, or both")
     settings = Settings()
     fs = load_feature_set(feature_set)
     frame = build_features(
@@ -96,11 +99,12 @@ def build_command(
         feature_set=fs,
         active_within_days=parse_days(active_within, "--active-within") if active_within else None,
     )
-    _write(frame, out)
-    typer.echo(
-        f"wrote {len(frame):,} players x {len(fs.feature_names)} features "
-        f"(feature set {fs.name}, hash {fs.hash[:12]}) to {out}"
-    )
+    described = f"{len(frame):,} players x {len(fs.feature_names)} features (feature set {fs.name}, hash {fs.hash[:12]})"
+    if out is not None:
+        _write(frame, out)
+        typer.echo(f"wrote {described} to {out}")
+    else:
+        typer.echo(f"built {described}")
     if snapshot:
         typer.echo(f"online snapshot: {materialize_snapshot(settings, frame)}")
 

@@ -288,7 +288,7 @@ def replay(
     if refresh_every is None and not act_without_snapshot and online_feature_source(settings) is None:
         raise DataError(
             f"no online feature snapshot at {SqliteFeatureStore.from_settings(settings).path}, so no player "
-            "could be acted on: build one (`playerguard features build --cutoff DATE --out FILE --snapshot`) "
+            "could be acted on: build one (`playerguard features build --cutoff DATE --snapshot`) "
             "or pass --refresh-snapshot"
         )
     with scoring_endpoint(settings, bundle) as target:

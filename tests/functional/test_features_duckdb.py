@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -242,6 +243,14 @@ def test_cli_build_training_set_and_sql(labelled_settings: Settings, tmp_path: P
     result = runner.invoke(app, ["sql", "--cutoff", "2026-03-01T06:00:00+02:00", "--feature-set", "combat"])
     assert result.exit_code == 0 and "approx_percentile" in result.output
     assert "--   2: 2026-03-01 04:00:00.000" in result.output
+    result = runner.invoke(app, ["build", "--cutoff", "2026-03-02", "--snapshot"])  # the snapshot alone
+    assert result.exit_code == 0 and "online snapshot" in result.output and "wrote" not in result.output
+    with sqlite3.connect(labelled_settings.home / "online" / "features.sqlite") as con:
+        assert {row[0] for row in con.execute("SELECT cutoff FROM features")} == {"2026-03-02T00:00:00+00:00"}
+    result = runner.invoke(app, ["build", "--cutoff", "2026-03-02"])
+    assert isinstance(result.exception, ConfigError) and "--out FILE, --snapshot, or both" in str(
+        result.exception
+    )
     result = runner.invoke(app, ["build", "--cutoff", "yesterday", "--out", str(out)])
     assert isinstance(result.exception, ConfigError) and "invalid cutoff 'yesterday'" in str(result.exception)
     result = runner.invoke(
