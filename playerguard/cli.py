@@ -89,7 +89,11 @@ def demo(
     days: Annotated[int, typer.Option(help="Number of days of play.")] = 60,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
     home: Annotated[
-        Path | None, typer.Option(help="State directory (default: PLAYERGUARD_HOME or ./.playerguard).")
+        Path | None,
+        typer.Option(
+            help="Directory for the demo's state, emptied on each run (default: <PLAYERGUARD_HOME>/demo); "
+            "a non-empty directory the demo did not make is refused."
+        ),
     ] = None,
 ) -> None:
     """Run the whole loop on this machine, from nothing: simulate, build the lake, and report."""

@@ -16,6 +16,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from playerguard.errors import DataError
 from playerguard.settings import Settings
 
 
@@ -86,9 +87,25 @@ def _active_players(settings: Settings, day: date) -> set[str]:
     return {row[0] for row in rows}
 
 
+DEMO_MARKER = ".playerguard-demo"
+
+
+def start_afresh(home: Path, *, owned: bool = False) -> None:
+    """Empty `home` for a new demo run, and mark it as the demo's. Unless the directory is the demo's own
+    (`owned`: the default `<PLAYERGUARD_HOME>/demo`), one that is neither new, empty nor marked by an earlier
+    demo run is refused: it may hold someone's lake."""
+    if not owned and home.exists() and any(home.iterdir()) and not (home / DEMO_MARKER).exists():
+        raise DataError(
+            f"{home} is not empty and was not made by the demo; give --home a new or empty directory"
+        )
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    (home / DEMO_MARKER).write_text("made by `playerguard demo`, which empties this directory on each run\n")
+
+
 def run_demo(*, players: int, days: int, seed: int, home: Path | None = None) -> None:
-    """Run the loop in `home` (default `<PLAYERGUARD_HOME>/demo`, so a real lake is never touched); the
-    directory is emptied first."""
+    """Run the loop in `home` (default `<PLAYERGUARD_HOME>/demo`, so a real lake is never touched); a
+    directory the demo made is emptied first, any other non-empty one refused."""
     from playerguard.features.api import build_features
     from playerguard.features.online import materialize_snapshot
     from playerguard.features.simulation_io import write_simulation
@@ -97,7 +114,7 @@ def run_demo(*, players: int, days: int, seed: int, home: Path | None = None) ->
 
     console = Console()
     settings = Settings(home=home if home else Settings().home / "demo")
-    shutil.rmtree(settings.home, ignore_errors=True)  # the demo's own directory: every run starts from nothing
+    start_afresh(settings.home, owned=home is None)
     with console.status(f"1/5 simulating {players:,} players over {days} days"):
         summary = write_simulation(settings, players=players, days=days, seed=seed, replace=True)
     console.print(f"[bold]1. lake[/bold]      {summary}")
