@@ -129,7 +129,7 @@ def work_pandas(args: argparse.Namespace) -> dict:
     import pandas as pd
     from feature_oracle import oracle_features
 
-    from playerguard.features.lake import LocalLake
+    from playerguard.lake.local import LocalLake
     from playerguard.features.spec import load_feature_set
 
     fs = load_feature_set("default")
@@ -196,8 +196,8 @@ def ensure_lake(args: argparse.Namespace) -> int:
     """Simulate the lake once; later runs with the same parameters reuse it."""
     import pyarrow.dataset as ds
 
-    from playerguard.features.lake import LocalLake
-    from playerguard.features.simulator import simulate
+    from playerguard.lake.local import LocalLake
+    from playerguard.simulator.game import simulate
 
     home = Path(args.home)
     marker = home / "bench-lake.json"

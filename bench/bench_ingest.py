@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
-from playerguard.features.ingest import ingest
+from playerguard.lake.ingest import ingest
 from playerguard.settings import Settings
 
 MAPPING = """\
@@ -85,7 +85,7 @@ def peak_memory_of_ingest(csv_path: Path, mapping: Path, home: Path) -> float:
     """Peak resident memory (MB) of a fresh process ingesting the file (VmHWM, which exec resets)."""
     shutil.rmtree(home, ignore_errors=True)
     code = (
-        "import sys, re; from pathlib import Path; from playerguard.features.ingest import ingest; "
+        "import sys, re; from pathlib import Path; from playerguard.lake.ingest import ingest; "
         "from playerguard.settings import Settings; "
         "ingest(Settings(home=Path(sys.argv[3])), [Path(sys.argv[1])], Path(sys.argv[2])); "
         "print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))"

@@ -26,8 +26,8 @@ import duckdb
 
 from playerguard.features.compiler import compile_features
 from playerguard.features.engines import transpile_to_duckdb
-from playerguard.features.gap_layout import GAP_TABLE, write_gap_table
-from playerguard.features.simulator import simulate
+from playerguard.simulator.gap_layout import GAP_TABLE, write_gap_table
+from playerguard.simulator.game import simulate
 from playerguard.features.source_binding import MappedSource, register_local_table
 from playerguard.features.sources import SourceMapping, load_source_mapping, partition_days
 from playerguard.features.spec import FeatureSet, parse_feature_set

@@ -18,7 +18,7 @@ import pstats
 import statistics
 import time
 
-from playerguard.features.simulator import simulate
+from playerguard.simulator.game import simulate
 
 
 def main() -> None:

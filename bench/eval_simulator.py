@@ -28,9 +28,9 @@ import numpy as np
 import pandas as pd
 
 from playerguard.features.api import build_training_set
-from playerguard.features.simulation_io import write_simulation
-from playerguard.features.simulator import true_churn_probability, true_purchase_probability
-from playerguard.pipelines.cutoffs import resolve_cutoffs
+from playerguard.simulator.writer import write_simulation
+from playerguard.simulator.game import true_churn_probability, true_purchase_probability
+from playerguard.features.cutoffs import resolve_cutoffs
 from playerguard.settings import Settings
 from playerguard.training.base import load_model
 from playerguard.training.fitting import fit_model

@@ -29,10 +29,10 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from playerguard.features.lake import LocalLake
-from playerguard.features.simulation_io import write_simulation
-from playerguard.inference.notifiers import OutboxNotifier
-from playerguard.inference.replay import refresh_snapshot, replay
+from playerguard.lake.local import LocalLake
+from playerguard.simulator.writer import write_simulation
+from playerguard.stream.notifiers.local import OutboxNotifier
+from playerguard.stream.replay import refresh_snapshot, replay
 from playerguard.pipelines.demo import bundle_path
 from playerguard.pipelines.local_runner import run_pipeline
 from playerguard.settings import Settings

@@ -24,22 +24,22 @@ app = typer.Typer(
 # (module, attribute, name): typer sub-apps, imported when the command runs (each imports its heavy
 # dependencies inside its functions, so `--help` stays fast).
 _SUB_APPS: tuple[tuple[str, str, str], ...] = (
-    ("playerguard.features.lake_commands", "lake_app", "lake"),
+    ("playerguard.lake.commands", "lake_app", "lake"),
     ("playerguard.features.commands", "app", "features"),
     ("playerguard.training.commands", "models_app", "models"),
-    ("playerguard.inference.stream_commands", "stream_app", "stream"),
-    ("playerguard.inference.stream_commands", "flags_app", "flags"),
+    ("playerguard.stream.commands", "stream_app", "stream"),
+    ("playerguard.stream.commands", "flags_app", "flags"),
     ("playerguard.pipelines.commands", "pipeline_app", "pipeline"),
-    ("playerguard.pipelines.source_commands", "source_app", "source"),
+    ("playerguard.features.source_commands", "source_app", "source"),
 )
 # (module, attribute, name): plain commands.
 _COMMANDS: tuple[tuple[str, str, str], ...] = (
-    ("playerguard.features.lake_commands", "ingest_command", "ingest"),
+    ("playerguard.lake.commands", "ingest_command", "ingest"),
     ("playerguard.training.commands", "train_command", "train"),
     ("playerguard.training.commands", "score_command", "score"),
-    ("playerguard.inference.serve_commands", "serve", "serve"),
-    ("playerguard.inference.serve_commands", "deploy", "deploy"),
-    ("playerguard.inference.serve_commands", "undeploy", "undeploy"),
+    ("playerguard.inference.commands", "serve", "serve"),
+    ("playerguard.inference.commands", "deploy", "deploy"),
+    ("playerguard.inference.commands", "undeploy", "undeploy"),
 )
 
 
@@ -69,13 +69,13 @@ def simulate(
     from playerguard.settings import Settings
 
     if layout == "gap":
-        from playerguard.features.gap_layout import write_gap_simulation
+        from playerguard.simulator.gap_layout import write_gap_simulation
 
         summary = write_gap_simulation(
             Settings(), players=players, days=days, seed=seed, replace=replace, faults=faults
         )
     elif layout == "native":
-        from playerguard.features.simulation_io import write_simulation
+        from playerguard.simulator.writer import write_simulation
 
         summary = write_simulation(Settings(), players=players, days=days, seed=seed, replace=replace)
     else:

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from playerguard.errors import ConfigError
-from playerguard.features.envelope import NUMBER, STRING, check_identifier
+from playerguard.lake.envelope import NUMBER, STRING, check_identifier
 from playerguard.features.spec import HOLISTIC_KINDS, NUMERIC_KINDS, FeatureDefinition, FeatureSet, Selection
 
 log = logging.getLogger(__name__)

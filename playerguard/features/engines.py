@@ -23,9 +23,9 @@ from sqlglot import exp
 
 from playerguard.errors import DataError
 from playerguard.features.compiler import TIMESTAMP, quote
-from playerguard.features.envelope import NUMBER, STRING
-from playerguard.features.lake import LocalLake
-from playerguard.features.s3_lake import EVENTS_TABLE  # the Glue table; the local view takes its name
+from playerguard.lake.envelope import NUMBER, STRING
+from playerguard.lake.local import LocalLake
+from playerguard.lake.s3 import EVENTS_TABLE  # the Glue table; the local view takes its name
 from playerguard.features.source_binding import MappedSource, register_local_table
 from playerguard.features.sources import SourceMapping, load_source_mapping
 from playerguard.settings import Settings

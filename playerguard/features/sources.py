@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from playerguard.errors import ConfigError
 from playerguard.features.compiler import TIMESTAMP, literal, quote, table_name
-from playerguard.features.envelope import (
+from playerguard.lake.envelope import (
     ENVELOPE_COLUMNS,
     NUMBER,
     REQUIRED_COLUMNS,

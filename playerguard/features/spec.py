@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from playerguard.errors import ConfigError
-from playerguard.features.envelope import check_identifier
+from playerguard.lake.envelope import check_identifier
 
 KINDS = (
     "count", "sum", "mean", "min", "max", "stddev", "distinct_count", "percentile",

@@ -24,7 +24,7 @@ import pandas as pd
 
 from playerguard.errors import ConfigError, DataError
 from playerguard.features.compiler import ENVELOPE_TYPES
-from playerguard.features.envelope import NUMBER, PARTITION_COLUMN, STRING
+from playerguard.lake.envelope import NUMBER, PARTITION_COLUMN, STRING
 from playerguard.features.spec import NUMERIC_KINDS, FeatureSet, load_feature_set
 from playerguard.inference.bundle import FEATURES_FILE, Bundle, load_bundle, unpack_bundle
 from playerguard.inference.payloads import (
@@ -106,7 +106,7 @@ class EventsFeaturizer:
             return self._connection.cursor()
 
     def _conformed(self, events: list[dict[str, Any]]) -> tuple[pd.DataFrame, dict[str, str]]:
-        from playerguard.features.envelope import conform
+        from playerguard.lake.envelope import conform
 
         for i, event in enumerate(events):
             nested = next((key for key, value in event.items() if isinstance(value, dict | list)), None)

@@ -60,7 +60,7 @@ def flag_quality(flags: pd.DataFrame, truth: pd.DataFrame, active_players: set[s
 
 def flags_frame(home: Path) -> pd.DataFrame:
     """player_id, model and action of every flag in the outbox under `home`."""
-    from playerguard.inference.notifiers import OutboxNotifier
+    from playerguard.stream.notifiers.local import OutboxNotifier
 
     outbox = OutboxNotifier.from_home(home)
     try:
@@ -76,7 +76,7 @@ def flags_frame(home: Path) -> pd.DataFrame:
 def _active_players(settings: Settings, day: date) -> set[str]:
     import duckdb
 
-    from playerguard.features.lake import LocalLake
+    from playerguard.lake.local import LocalLake
 
     lake = LocalLake.from_settings(settings)
     rows = duckdb.sql(
@@ -107,9 +107,9 @@ def run_demo(*, players: int, days: int, seed: int, home: Path | None = None) ->
     """Run the loop in `home` (default `<PLAYERGUARD_HOME>/demo`, so a real lake is never touched); a
     directory the demo made is emptied first, any other non-empty one refused."""
     from playerguard.features.api import build_features
-    from playerguard.features.online import materialize_snapshot
-    from playerguard.features.simulation_io import write_simulation
-    from playerguard.inference.replay import replay
+    from playerguard.features.online.local import materialize_snapshot
+    from playerguard.simulator.writer import write_simulation
+    from playerguard.stream.replay import replay
     from playerguard.pipelines.local_runner import run_pipeline
 
     console = Console()

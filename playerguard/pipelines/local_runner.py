@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import playerguard
 from playerguard.errors import PlayerguardError
-from playerguard.pipelines.cutoffs import resolve_cutoffs
+from playerguard.features.cutoffs import resolve_cutoffs
 from playerguard.pipelines.steps import PIPELINE_STEPS, PipelineParams, PipelineStep, StepContext
 from playerguard.settings import Settings
 from playerguard.training.base import MODEL_NAMES

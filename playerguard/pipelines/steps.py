@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from playerguard.errors import DataError, PlayerguardError
-from playerguard.pipelines.cutoffs import resolve_cutoffs
+from playerguard.features.cutoffs import resolve_cutoffs
 from playerguard.settings import Settings
 from playerguard.training.base import MODEL_NAMES
 

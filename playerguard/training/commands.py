@@ -44,7 +44,7 @@ def train_command(
     from rich.table import Table
 
     from playerguard.features.api import build_training_set
-    from playerguard.pipelines.cutoffs import resolve_cutoffs
+    from playerguard.features.cutoffs import resolve_cutoffs
     from playerguard.training.train import train
 
     if which not in MODEL_CHOICES:
@@ -115,7 +115,7 @@ def score_command(
     acted = int((scores.table["actions"] != "[]").sum())
     typer.echo(f"scored {len(scores.table):,} players at {cutoff.isoformat()}; {acted:,} with an action; wrote {out}")
     if to_lake:
-        from playerguard.features.writeback import write_results
+        from playerguard.inference.writeback import write_results
 
         typer.echo(str(write_results(settings, scores.table, cutoff=cutoff)))
 

@@ -38,8 +38,8 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from playerguard.errors import ConfigError, DataError
 from playerguard.features.api import build_features
-from playerguard.features.cs2 import MATCH_START, CS2Dataset, load_cs2cd
-from playerguard.features.lake import LocalLake
+from playerguard.lake.cs2 import MATCH_START, CS2Dataset, load_cs2cd
+from playerguard.lake.local import LocalLake
 from playerguard.settings import Settings
 from playerguard.training.inhuman_play import InhumanPlayModel
 from playerguard.training.metrics import pr_auc, recall_at_fpr, roc_auc

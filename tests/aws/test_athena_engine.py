@@ -18,9 +18,9 @@ from sqlglot import exp
 from playerguard.errors import DataError
 from playerguard.features.api import build_features, build_training_set
 from playerguard.features.engines import AthenaEngine, DuckDBEngine, transpile_to_duckdb
-from playerguard.features.lake import LocalLake
-from playerguard.features.s3_lake import S3Lake
-from playerguard.features.simulator import simulate
+from playerguard.lake.local import LocalLake
+from playerguard.lake.s3 import S3Lake
+from playerguard.simulator.game import simulate
 from playerguard.settings import Settings
 
 pytestmark = pytest.mark.aws

@@ -196,7 +196,7 @@ def test_deploy_and_undeploy_commands(moto: str, bundle_path: Path, monkeypatch:
     import typer
     from typer.testing import CliRunner
 
-    from playerguard.inference import serve_commands
+    from playerguard.inference import commands as serve_commands
 
     app = typer.Typer()
     app.command("deploy")(serve_commands.deploy)

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from playerguard.errors import ConfigError, DataError
-from playerguard.features.dynamodb_store import DynamoDBFeatureStore
-from playerguard.features.online import materialize_snapshot
+from playerguard.features.online.dynamodb import DynamoDBFeatureStore
+from playerguard.features.online.local import materialize_snapshot
 from playerguard.settings import Settings
 
 pytestmark = pytest.mark.aws

@@ -9,10 +9,10 @@ import boto3
 import pytest
 
 from playerguard.errors import ConfigError
-from playerguard.features.ingest import ingest_file
-from playerguard.features.lake import open_lake
-from playerguard.features.mapping import load_mapping
-from playerguard.features.s3_lake import EVENTS_TABLE, REJECTED_TABLE, S3Lake
+from playerguard.lake.ingest import ingest_file
+from playerguard.lake.local import open_lake
+from playerguard.lake.mapping import load_mapping
+from playerguard.lake.s3 import EVENTS_TABLE, REJECTED_TABLE, S3Lake
 from playerguard.settings import Settings
 
 pytestmark = pytest.mark.aws

@@ -335,7 +335,7 @@ def test_offline_definition_command_matches_golden(tmp_path: Path, monkeypatch: 
 
 
 def test_default_cutoffs_from_the_s3_lake(moto_server: dict[str, str]) -> None:
-    from playerguard.pipelines.cutoffs import lake_date_range, resolve_cutoffs
+    from playerguard.features.cutoffs import lake_date_range, resolve_cutoffs
 
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="cutoff-lake")

@@ -13,9 +13,9 @@ from typing import Any
 import boto3
 import pytest
 
-from playerguard.inference.aws_stores import DynamoDbFlagLedger, S3DeadLetters, SqsDeadLetters
+from playerguard.stream.notifiers.aws import DynamoDbFlagLedger, S3DeadLetters, SqsDeadLetters
 from playerguard.inference.flags import Cooldowns, Flag, format_timestamp, make_flag_id
-from playerguard.inference.notifiers import DeadLetter, SnsNotifier
+from playerguard.stream.notifiers.local import DeadLetter, SnsNotifier
 
 pytestmark = pytest.mark.aws
 T0 = datetime(2026, 2, 1, tzinfo=UTC)
@@ -216,12 +216,12 @@ def test_the_lambda_handler_end_to_end(
     sys.path.insert(0, str(Path(__file__).parents[1]))
     from endpoint_fixtures import fit_test_models, synthetic_features
 
-    from playerguard.features.dynamodb_store import DynamoDBFeatureStore
-    from playerguard.inference import stream_handler
+    from playerguard.features.online.dynamodb import DynamoDBFeatureStore
+    from playerguard.stream import handler as stream_handler
     from playerguard.inference.bundle import ModelSource, write_bundle
-    from playerguard.inference.replay import local_scoring_server
-    from playerguard.inference.stream_endpoint import HttpEndpoint
-    from playerguard.inference.stream_processing import decode_record
+    from playerguard.stream.replay import local_scoring_server
+    from playerguard.stream.endpoint import HttpEndpoint
+    from playerguard.stream.scorer import decode_record
     from playerguard.settings import Settings
 
     policy = tmp_path / "policy.yaml"
@@ -291,7 +291,7 @@ def test_the_lambda_handler_end_to_end(
 
 def test_a_lambda_that_could_never_flag_anyone_refuses_to_start() -> None:
     from playerguard.errors import ConfigError
-    from playerguard.inference.stream_handler import StreamConfig, aws_stream_runtime
+    from playerguard.stream.handler import StreamConfig, aws_stream_runtime
     from playerguard.settings import Settings
 
     settings = Settings(backend="aws", region="us-east-1", sns_topic_arn="arn:aws:sns:us-east-1:1:flags")

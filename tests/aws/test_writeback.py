@@ -21,12 +21,12 @@ from sqlglot import exp
 
 from playerguard.features.api import build_features
 from playerguard.features.engines import AthenaEngine, DuckDBEngine, transpile_to_duckdb
-from playerguard.features.gap_layout import GAP_TABLE, write_gap_table
-from playerguard.features.simulator import simulate
+from playerguard.simulator.gap_layout import GAP_TABLE, write_gap_table
+from playerguard.simulator.game import simulate
 from playerguard.features.source_binding import register_local_table
 from playerguard.features.source_check import GlueCatalog, check_source
 from playerguard.features.sources import load_source_mapping
-from playerguard.features.writeback import FLAGS_TABLE, SCORES_TABLE, S3Results, results_store, write_results
+from playerguard.inference.writeback import FLAGS_TABLE, SCORES_TABLE, S3Results, results_store, write_results
 from playerguard.settings import Settings
 
 pytestmark = pytest.mark.aws

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from endpoint_fixtures import as_records, running_server, shared_test_bundle, synthetic_features
 
-from playerguard.inference.client import EndpointError, invoke, runtime_client
+from playerguard.stream.client import EndpointError, invoke, runtime_client
 from playerguard.inference.sagemaker_inference import load_serving_bundle
 from playerguard.inference.scoring import score_frame
 from playerguard.inference.server import BundleHolder, create_app

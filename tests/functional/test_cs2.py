@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from playerguard.errors import DataError
-from playerguard.features.cs2 import (
+from playerguard.lake.cs2 import (
     DATA_DIR_ENV,
     MATCH_START,
     CS2Dataset,
@@ -18,7 +18,7 @@ from playerguard.features.cs2 import (
     load_cs2cd,
     weapon_class,
 )
-from playerguard.features.envelope import ENVELOPE_COLUMNS, ENVELOPE_SCHEMA, PARTITION_COLUMN
+from playerguard.lake.envelope import ENVELOPE_COLUMNS, ENVELOPE_SCHEMA, PARTITION_COLUMN
 from playerguard.training.cs2_evaluation import (
     CS2_DIRECTIONS,
     add_match_context,

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from playerguard.inference.notifiers import OutboxNotifier
+from playerguard.stream.notifiers.local import OutboxNotifier
 
 
 def demo(home: Path) -> subprocess.CompletedProcess[str]:

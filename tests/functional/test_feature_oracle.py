@@ -12,9 +12,9 @@ import pytest
 from feature_oracle import oracle_features
 
 from playerguard.features.api import build_features, build_training_set, load_feature_set
-from playerguard.features.cs2 import default_data_dir, load_cs2cd
-from playerguard.features.lake import LocalLake, append_frame
-from playerguard.features.simulator import simulate
+from playerguard.lake.cs2 import default_data_dir, load_cs2cd
+from playerguard.lake.local import LocalLake, append_frame
+from playerguard.simulator.game import simulate
 from playerguard.features.spec import FeatureSet, parse_feature_set
 from playerguard.settings import Settings
 

@@ -14,10 +14,10 @@ import typer
 from typer.testing import CliRunner
 
 from playerguard.errors import ConfigError, DataError
-from playerguard.features.ingest import ingest, ingest_file
-from playerguard.features.lake import LocalLake
-from playerguard.features.lake_commands import ingest_command, lake_app
-from playerguard.features.mapping import Mapping, load_mapping
+from playerguard.lake.ingest import ingest, ingest_file
+from playerguard.lake.local import LocalLake
+from playerguard.lake.commands import ingest_command, lake_app
+from playerguard.lake.mapping import Mapping, load_mapping
 from playerguard.settings import Settings
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "ingest"

@@ -12,12 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from playerguard.errors import DataError
-from playerguard.features import lake as lake_module
-from playerguard.features import staging
-from playerguard.features.envelope import NUMBER, STRING, conform, lake_schema
-from playerguard.features.lake import LocalLake, append_frame, open_lake
-from playerguard.features.lake_info import lake_info
-from playerguard.features.staging import Stage
+from playerguard.lake import local as lake_module
+from playerguard.lake import staging
+from playerguard.lake.envelope import NUMBER, STRING, conform, lake_schema
+from playerguard.lake.local import LocalLake, append_frame, open_lake
+from playerguard.lake.info import lake_info
+from playerguard.lake.staging import Stage
 from playerguard.settings import Settings
 
 

@@ -11,8 +11,8 @@ import pyarrow.compute as pc
 import pytest
 
 from playerguard.features.api import build_features, build_training_set, load_feature_set
-from playerguard.features.lake import LocalLake, append_frame
-from playerguard.features.simulator import simulate
+from playerguard.lake.local import LocalLake, append_frame
+from playerguard.simulator.game import simulate
 from playerguard.settings import Settings
 
 START = datetime(2026, 1, 1, tzinfo=UTC)

@@ -134,7 +134,7 @@ def test_drift_report_files_and_alert(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    from playerguard.features.simulation_io import write_simulation
+    from playerguard.simulator.writer import write_simulation
 
     settings = Settings(home=tmp_path_factory.mktemp("pipeline-home"))
     write_simulation(settings, players=400, days=42, seed=7)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from playerguard.errors import DataError
-from playerguard.features.online import SqliteFeatureStore, lookup, materialize_snapshot
+from playerguard.features.online.local import SqliteFeatureStore, lookup, materialize_snapshot
 from playerguard.settings import Settings
 
 CUTOFF = pd.Timestamp(datetime(2026, 3, 1, tzinfo=UTC))
@@ -64,7 +64,7 @@ def test_a_failed_write_leaves_the_old_snapshot(settings: Settings, monkeypatch:
         raise OSError("disk full")
 
     monkeypatch.setattr(
-        "playerguard.features.online.os.replace", broken
+        "playerguard.features.online.local.os.replace", broken
     )  # fails after the new file is written
     with pytest.raises(OSError, match="disk full"):
         store.write(features(7))

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from playerguard.errors import DataError
-from playerguard.features.online import SqliteFeatureStore
+from playerguard.features.online.local import SqliteFeatureStore
 
 
 def _features(value: float) -> pd.DataFrame:

@@ -20,22 +20,22 @@ from typer.testing import CliRunner
 
 from playerguard.errors import DataError
 from playerguard.features.labels import load_inhuman_labels
-from playerguard.features.online import SqliteFeatureStore, materialize_snapshot
-from playerguard.features.simulation_io import write_simulation
+from playerguard.features.online.local import SqliteFeatureStore, materialize_snapshot
+from playerguard.simulator.writer import write_simulation
 from playerguard.inference.bundle import ModelSource, write_bundle
-from playerguard.inference.notifiers import OutboxNotifier
-from playerguard.inference.replay import local_scoring_server, local_stream_runtime, replay, run_replay
-from playerguard.inference.replay_source import (
+from playerguard.stream.notifiers.local import OutboxNotifier
+from playerguard.stream.replay import local_scoring_server, local_stream_runtime, replay, run_replay
+from playerguard.stream.replay_source import (
     REPLAY_STREAM_ARN,
     kinesis_batches,
     lake_events,
     records_to_redeliver,
     windowed_batches,
 )
-from playerguard.inference.stream_commands import flags_app, parse_rate, stream_app
-from playerguard.inference.stream_endpoint import HttpEndpoint
-from playerguard.inference.stream_handler import StreamRuntime
-from playerguard.inference.stream_processing import BatchReport, decode_record
+from playerguard.stream.commands import flags_app, parse_rate, stream_app
+from playerguard.stream.endpoint import HttpEndpoint
+from playerguard.stream.handler import StreamRuntime
+from playerguard.stream.scorer import BatchReport, decode_record
 from playerguard.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).parents[1]))

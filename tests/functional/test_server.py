@@ -25,7 +25,7 @@ from endpoint_fixtures import (
 
 from playerguard.errors import DataError
 from playerguard.features.api import build_features
-from playerguard.features.lake import LocalLake, append_frame
+from playerguard.lake.local import LocalLake, append_frame
 from playerguard.inference.sagemaker_inference import ServingBundle, load_serving_bundle
 from playerguard.inference.scoring import score_frame
 from playerguard.inference.server import OPENAPI_FILE, BundleHolder, create_app

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 
 from playerguard.inference.flags import Cooldowns, Flag, make_flag_id
-from playerguard.inference.notifiers import OutboxNotifier, PublishOutcome
-from playerguard.inference.replay_source import kinesis_batches, records_to_redeliver
-from playerguard.inference.stream_endpoint import HttpEndpoint, RetryPolicy
-from playerguard.inference.stream_handler import StreamRuntime
-from playerguard.inference.stream_processing import StreamScorer
+from playerguard.stream.notifiers.local import OutboxNotifier, PublishOutcome
+from playerguard.stream.replay_source import kinesis_batches, records_to_redeliver
+from playerguard.stream.endpoint import HttpEndpoint, RetryPolicy
+from playerguard.stream.handler import StreamRuntime
+from playerguard.stream.scorer import StreamScorer
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 MODEL_VERSION = "7"
@@ -443,8 +443,8 @@ def sns_world(moto_url: str, request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 def sns_notifier(world: dict[str, Any], sns: Any) -> Any:
-    from playerguard.inference.aws_stores import DynamoDbFlagLedger, SqsDeadLetters
-    from playerguard.inference.notifiers import SnsNotifier
+    from playerguard.stream.notifiers.aws import DynamoDbFlagLedger, SqsDeadLetters
+    from playerguard.stream.notifiers.local import SnsNotifier
 
     ledger = DynamoDbFlagLedger(world["table"], world["dynamodb"], Cooldowns(default=timedelta(days=1)))
     return SnsNotifier(world["topic"], sns, SqsDeadLetters(world["dlq"], world["sqs"]), ledger)

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, pd.DataFrame]:
     from playerguard.features.api import build_training_set
-    from playerguard.features.simulation_io import write_simulation
+    from playerguard.simulator.writer import write_simulation
 
     settings = Settings(home=tmp_path_factory.mktemp("simulated"))
     write_simulation(settings, players=1500, days=DAYS, seed=11)
@@ -36,7 +36,7 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, p
 
 
 def _oracle(name: str, ground_truth: pd.DataFrame, split: OutOfTimeSplit) -> np.ndarray:
-    from playerguard.features.simulator_oracle import true_churn_probability, true_purchase_probability
+    from playerguard.simulator.oracle import true_churn_probability, true_purchase_probability
 
     oracle = true_churn_probability if name == "churn" else true_purchase_probability
     probability = oracle(ground_truth, split.test_cutoff.to_pydatetime(), HORIZON)

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from playerguard.errors import ConfigError
-from playerguard.features.envelope import (
+from playerguard.lake.envelope import (
     NUMBER,
     STRING,
     check_identifier,
@@ -20,7 +20,7 @@ from playerguard.features.envelope import (
     lake_schema,
     to_arrow,
 )
-from playerguard.features.parsing import attribute_kind, parse_numbers, parse_timestamps
+from playerguard.lake.parsing import attribute_kind, parse_numbers, parse_timestamps
 
 
 def rows(**columns: list) -> pa.Table:

@@ -16,7 +16,7 @@ from playerguard.inference.flags import (
     flags_from_prediction,
     make_flag_id,
 )
-from playerguard.inference.stream_processing import PoisonRecord, decode_record, validate_event
+from playerguard.stream.scorer import PoisonRecord, decode_record, validate_event
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "kinesis_event.json"
 SCORED_AT = datetime(2026, 2, 3, 19, 30, tzinfo=UTC)

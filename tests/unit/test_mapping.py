@@ -6,8 +6,8 @@ import pyarrow as pa
 import pytest
 
 from playerguard.errors import ConfigError
-from playerguard.features.envelope import NUMBER, STRING
-from playerguard.features.mapping import Mapping, normalise_name, parse_mapping, plan_columns
+from playerguard.lake.envelope import NUMBER, STRING
+from playerguard.lake.mapping import Mapping, normalise_name, parse_mapping, plan_columns
 
 SHOP = {
     "columns": {"player_id": "customer_id", "event_timestamp": "date", "amount": "dollar_value"},

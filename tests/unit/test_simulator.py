@@ -11,8 +11,8 @@ import pyarrow.compute as pc
 import pytest
 
 from playerguard.errors import ConfigError
-from playerguard.features.envelope import ENVELOPE_SCHEMA
-from playerguard.features.simulator import (
+from playerguard.lake.envelope import ENVELOPE_SCHEMA
+from playerguard.simulator.game import (
     HUMAN_MAX_AIM_SPEED,
     HUMAN_MAX_HEADSHOT_RATE,
     HUMAN_MIN_REACTION_MS,
@@ -20,9 +20,9 @@ from playerguard.features.simulator import (
     true_churn_probability,
     true_purchase_probability,
 )
-from playerguard.features.simulator_model import LOCAL_HOUR_WEIGHTS
-from playerguard.features.simulator_strings import consecutive_ids, sparse_from_codes
-from playerguard.features.simulator_table import _time_order
+from playerguard.simulator.model import LOCAL_HOUR_WEIGHTS
+from playerguard.simulator.strings import consecutive_ids, sparse_from_codes
+from playerguard.simulator.table import _time_order
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 ATTRIBUTES = [

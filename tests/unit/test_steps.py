@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from playerguard.errors import DataError, PlayerguardError
-from playerguard.pipelines.cutoffs import default_cutoffs, resolve_cutoffs
+from playerguard.features.cutoffs import default_cutoffs, resolve_cutoffs
 from playerguard.pipelines.evaluation import check_quality_gate
 from playerguard.pipelines.local_runner import step_input_hash
 from playerguard.pipelines.sagemaker_pipeline import SAGEMAKER_STEPS

@@ -13,7 +13,7 @@ def test_importing_the_handler_loads_nothing_heavy(tmp_path) -> None:
     probe = (
         "import json, os, sys\n"
         "before = set(os.listdir('.'))\n"
-        "import playerguard.inference.stream_handler as h\n"
+        "import playerguard.stream.handler as h\n"
         "assert callable(h.handler)\n"
         f"heavy = sorted(m for m in {HEAVY!r} if m in sys.modules)\n"
         "print(json.dumps({'heavy': heavy, 'created': sorted(set(os.listdir('.')) - before)}))\n"

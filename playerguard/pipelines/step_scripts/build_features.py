@@ -19,7 +19,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--output", type=Path, default=Path("/opt/ml/processing/output/features"))
     args = parser.parse_args(argv)
 
-    from playerguard.pipelines.cutoffs import resolve_cutoffs
+    from playerguard.features.cutoffs import resolve_cutoffs
     from playerguard.pipelines.steps import PipelineParams, run_job_steps
     from playerguard.settings import Settings
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from playerguard.errors import DataError
-from playerguard.features.online import parse_features, snapshot_rows
+from playerguard.features.online.local import parse_features, snapshot_rows
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from playerguard.errors import DataError
-from playerguard.inference.notifiers import VERDICTS, OutboxNotifier
+from playerguard.stream.notifiers.local import VERDICTS, OutboxNotifier
 from playerguard.settings import Settings
 
 LABELLED_MODEL = "inhuman_play"
@@ -74,7 +74,7 @@ def replay_command(
     The endpoint is PLAYERGUARD_ENDPOINT_URL, else the SageMaker endpoint (aws backend), else a local
     scoring server started for the replay.
     """
-    from playerguard.inference.replay import replay
+    from playerguard.stream.replay import replay
 
     summary = replay(
         Settings(),

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from playerguard.features.simulator_population import Population
-from playerguard.features.simulator_sessions import Matches, Sessions, segment_cumsum
+from playerguard.simulator.population import Population
+from playerguard.simulator.sessions import Matches, Sessions, segment_cumsum
 
 MAPS = ("citadel", "dunes", "foundry", "glacier", "harbor", "outpost")
 RESULTS = ("loss", "win")

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from playerguard.inference.notifiers import is_transient_aws_error
+from playerguard.stream.notifiers.local import is_transient_aws_error
 
 RECORD_ERROR_CODES = frozenset(
     {

@@ -172,7 +172,7 @@ def materialize_snapshot(settings: Settings, features_frame: pd.DataFrame, path:
     """Write `features_frame` (one row per player) as the online snapshot of the settings' backend: the
     local SQLite file (or `path`), or the DynamoDB table `online_table` for the aws backend. Returns where."""
     if settings.backend == "aws" and path is None:
-        from playerguard.features.dynamodb_store import DynamoDBFeatureStore
+        from playerguard.features.online.dynamodb import DynamoDBFeatureStore
 
         if not settings.online_table:
             raise ConfigError(

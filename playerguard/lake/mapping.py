@@ -32,7 +32,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from playerguard.errors import ConfigError
-from playerguard.features.envelope import (
+from playerguard.lake.envelope import (
     NUMBER,
     PARTITION_COLUMN,
     REQUIRED_COLUMNS,

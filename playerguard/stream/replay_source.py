@@ -93,7 +93,7 @@ def lake_events(settings: Settings, start: date, end: date) -> Iterator[dict[str
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from playerguard.features.lake import LocalLake
+    from playerguard.lake.local import LocalLake
 
     if end < start:
         raise DataError(f"--to {end} is before --from {start}")

@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from playerguard.errors import DataError
-from playerguard.features.envelope import ENVELOPE_COLUMNS, NUMBER, PARTITION_COLUMN, STRING, to_arrow
+from playerguard.lake.envelope import ENVELOPE_COLUMNS, NUMBER, PARTITION_COLUMN, STRING, to_arrow
 
 GAME_ID = "cs2"
 PLATFORM = "pc"

@@ -1,4 +1,4 @@
-"""AWS Lambda entry point for the Kinesis event source: `playerguard.inference.stream_handler.handler`.
+"""AWS Lambda entry point for the Kinesis event source: `playerguard.stream.handler.handler`.
 
 `handler` is two lines; below it sit the Lambda-side pieces it needs: the powertools batch processor
 that hands the whole batch to one scorer call, the per-invocation runtime (replay calls it too), and the
@@ -18,8 +18,8 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from playerguard.inference.stream_endpoint import RetryPolicy
-from playerguard.inference.stream_processing import BatchReport, StreamScorer
+from playerguard.stream.endpoint import RetryPolicy
+from playerguard.stream.scorer import BatchReport, StreamScorer
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -115,7 +115,7 @@ class StreamConfig(BaseSettings):
 def dead_letter_sink(uri: str, session: Any) -> Any:
     """SqsDeadLetters for an https:// queue URL, S3DeadLetters for s3://bucket/prefix."""
     from playerguard.errors import ConfigError
-    from playerguard.inference.aws_stores import S3DeadLetters, SqsDeadLetters
+    from playerguard.stream.notifiers.aws import S3DeadLetters, SqsDeadLetters
 
     if uri.startswith("s3://"):
         bucket, _, prefix = uri.removeprefix("s3://").partition("/")
@@ -137,11 +137,11 @@ def aws_stream_runtime(
     from botocore.config import Config
 
     from playerguard.errors import ConfigError
-    from playerguard.inference.aws_stores import DynamoDbFlagLedger
+    from playerguard.stream.notifiers.aws import DynamoDbFlagLedger
     from playerguard.inference.flags import cooldowns_from_policy
-    from playerguard.inference.notifiers import SnsNotifier
+    from playerguard.stream.notifiers.local import SnsNotifier
     from playerguard.inference.policy import load_policy
-    from playerguard.inference.stream_endpoint import HttpEndpoint, SageMakerEndpoint
+    from playerguard.stream.endpoint import HttpEndpoint, SageMakerEndpoint
     from playerguard.settings import Settings
 
     settings = settings or Settings()
@@ -197,7 +197,7 @@ def online_features(table: str | None, session: Any) -> Any:
     then every player is scored on its own events."""
     if not table:
         return None
-    from playerguard.features.dynamodb_store import DynamoDBFeatureStore
+    from playerguard.features.online.dynamodb import DynamoDBFeatureStore
 
     return DynamoDBFeatureStore(table, resource=session.resource("dynamodb"))
 

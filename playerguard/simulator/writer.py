@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pyarrow.compute as pc
 
 from playerguard.errors import DataError
-from playerguard.features.lake import LocalLake, open_lake
+from playerguard.lake.local import LocalLake, open_lake
 from playerguard.settings import Settings
 
 
@@ -37,7 +37,7 @@ def write_simulation(
     Simulated ids repeat across runs, so a second game would half-merge with the first: a lake that already
     holds events is refused unless `replace` (local lake only) clears it first.
     """
-    from playerguard.features.simulator import simulate
+    from playerguard.simulator.game import simulate
 
     lake = open_lake(settings)
     if isinstance(lake, LocalLake):

@@ -34,8 +34,8 @@ from playerguard.inference.flags import (
     format_timestamp,
     parse_timestamp,
 )
-from playerguard.inference.notifiers import DeadLetter, Notifier, is_transient_aws_error
-from playerguard.inference.stream_endpoint import (
+from playerguard.stream.notifiers.local import DeadLetter, Notifier, is_transient_aws_error
+from playerguard.stream.endpoint import (
     Attempts,
     Endpoint,
     EndpointRejected,

@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from playerguard.errors import ConfigError, DataError
-from playerguard.features.event_ids import derive_event_id
-from playerguard.features.parsing import (
+from playerguard.lake.event_ids import derive_event_id
+from playerguard.lake.parsing import (
     NUMBER,
     STRING,
     attribute_kind,

@@ -34,8 +34,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from playerguard.errors import DataError
-from playerguard.features.envelope import PARTITION_COLUMN, Conformed, conform, conformed_table
-from playerguard.features.staging import REJECTED_SCHEMA, Stage, rejected_records
+from playerguard.lake.envelope import PARTITION_COLUMN, Conformed, conform, conformed_table
+from playerguard.lake.staging import REJECTED_SCHEMA, Stage, rejected_records
 from playerguard.settings import Settings
 
 try:
@@ -378,7 +378,7 @@ class LocalAppend(StagedAppend):
 def open_lake(settings: Settings) -> EventLake:
     """The lake the settings point at: local directory, or S3 + Glue for the aws backend."""
     if settings.backend == "aws":
-        from playerguard.features.s3_lake import S3Lake
+        from playerguard.lake.s3 import S3Lake
 
         return S3Lake.from_settings(settings)
     return LocalLake.from_settings(settings)

@@ -8,7 +8,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from playerguard.features.simulator_model import (
+from playerguard.simulator.model import (
     ARCHETYPES,
     CHEATERS,
     DECLINE_DAYS,

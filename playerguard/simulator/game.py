@@ -41,16 +41,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from playerguard.errors import ConfigError
-from playerguard.features.simulator_combat import level_ups, play_matches
-from playerguard.features.simulator_model import (
+from playerguard.simulator.combat import level_ups, play_matches
+from playerguard.simulator.model import (
     ARCHETYPES,
     HUMAN_MAX_AIM_SPEED,
     HUMAN_MAX_HEADSHOT_RATE,
     HUMAN_MIN_REACTION_MS,
 )
-from playerguard.features.simulator_oracle import true_churn_probability, true_purchase_probability
-from playerguard.features.simulator_population import Population, draw_population, ground_truth_frame
-from playerguard.features.simulator_sessions import (
+from playerguard.simulator.oracle import true_churn_probability, true_purchase_probability
+from playerguard.simulator.population import Population, draw_population, ground_truth_frame
+from playerguard.simulator.sessions import (
     Schedule,
     bot_session_starts,
     draw_purchases,
@@ -58,7 +58,7 @@ from playerguard.features.simulator_sessions import (
     lay_out_sessions,
     schedule_sessions,
 )
-from playerguard.features.simulator_table import EventAssembler
+from playerguard.simulator.table import EventAssembler
 
 _CHUNK_SESSIONS = 20_000
 """Sessions whose matches are drawn together: bounds memory; fixed, so results never depend on the machine."""

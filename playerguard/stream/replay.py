@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from playerguard.errors import DataError
-from playerguard.features.online import SqliteFeatureStore
+from playerguard.features.online.local import SqliteFeatureStore
 from playerguard.inference.flags import Cooldowns
-from playerguard.inference.notifiers import OutboxNotifier
-from playerguard.inference.replay_source import (
+from playerguard.stream.notifiers.local import OutboxNotifier
+from playerguard.stream.replay_source import (
     check_refresh_interval,
     duration_text,
     kinesis_batches,
@@ -31,9 +31,9 @@ from playerguard.inference.replay_source import (
     records_to_redeliver,
     windowed_batches,
 )
-from playerguard.inference.stream_endpoint import Endpoint, RetryPolicy
-from playerguard.inference.stream_handler import StreamRuntime
-from playerguard.inference.stream_processing import FeatureSource, StreamScorer
+from playerguard.stream.endpoint import Endpoint, RetryPolicy
+from playerguard.stream.handler import StreamRuntime
+from playerguard.stream.scorer import FeatureSource, StreamScorer
 from playerguard.settings import Settings
 
 
@@ -196,7 +196,7 @@ def scoring_endpoint(settings: Settings, bundle: Path | None = None) -> Iterator
     """
     from playerguard.inference.flags import cooldowns_from_policy
     from playerguard.inference.policy import load_policy
-    from playerguard.inference.stream_endpoint import HttpEndpoint, SageMakerEndpoint
+    from playerguard.stream.endpoint import HttpEndpoint, SageMakerEndpoint
 
     if settings.endpoint_url:
         yield ReplayTarget(

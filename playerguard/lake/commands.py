@@ -34,7 +34,7 @@ def ingest_command(
     Each file is one atomic append; ingesting a file twice adds nothing. Rows that break a rule go to the
     rejected table with the reason (see `playerguard lake info`).
     """
-    from playerguard.features.ingest import ingest
+    from playerguard.lake.ingest import ingest
 
     results = ingest(Settings(), files, mapping)
     table = Table("file", "rows read", "added", "duplicates skipped", "rejected", title="ingest")
@@ -58,7 +58,7 @@ def ingest_command(
 @lake_app.command("info")
 def info_command() -> None:
     """Events by type and by day, players, date range, attribute columns and rejected rows by reason."""
-    from playerguard.features.lake_info import lake_info
+    from playerguard.lake.info import lake_info
 
     info = lake_info(Settings())
     console = Console()

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from playerguard.errors import ConfigError
-from playerguard.features.simulator_model import (
+from playerguard.simulator.model import (
     NEVER,
     PURCHASE_OFFSET_SECONDS,
     SECONDS_PER_DAY,

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from playerguard.errors import ConfigError, DataError
-from playerguard.features.envelope import check_identifier
+from playerguard.lake.envelope import check_identifier
 from playerguard.inference.flags import make_flag_id
 from playerguard.settings import Settings
 from playerguard.training.base import MODEL_NAMES

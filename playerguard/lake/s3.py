@@ -24,9 +24,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from playerguard.errors import ConfigError
-from playerguard.features.envelope import NUMBER, PARTITION_COLUMN, STRING, attribute_columns
-from playerguard.features.lake import AppendResult, AppendsInOneGo, StagedAppend
-from playerguard.features.staging import REJECTED_SCHEMA, Stage, rejected_records
+from playerguard.lake.envelope import NUMBER, PARTITION_COLUMN, STRING, attribute_columns
+from playerguard.lake.local import AppendResult, AppendsInOneGo, StagedAppend
+from playerguard.lake.staging import REJECTED_SCHEMA, Stage, rejected_records
 from playerguard.settings import Settings
 
 EVENTS_TABLE = "events"

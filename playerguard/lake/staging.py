@@ -24,9 +24,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from playerguard.features.envelope import PARTITION_COLUMN, REJECTED_ROWS_SCHEMA
-from playerguard.features.event_ids import repeat_id
-from playerguard.features.parsing import single
+from playerguard.lake.envelope import PARTITION_COLUMN, REJECTED_ROWS_SCHEMA
+from playerguard.lake.event_ids import repeat_id
+from playerguard.lake.parsing import single
 
 REJECTED_SCHEMA = pa.schema(
     [

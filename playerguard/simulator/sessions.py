@@ -11,7 +11,7 @@ from itertools import pairwise
 
 import numpy as np
 
-from playerguard.features.simulator_model import (
+from playerguard.simulator.model import (
     ARCHETYPES,
     CATALOG,
     PURCHASE_OFFSET_SECONDS,
@@ -20,7 +20,7 @@ from playerguard.features.simulator_model import (
     draw_utc_seconds,
     scheduled_session_rate,
 )
-from playerguard.features.simulator_population import BOT_MATCH_SECONDS, BOT_QUEUE_SECONDS, Population
+from playerguard.simulator.population import BOT_MATCH_SECONDS, BOT_QUEUE_SECONDS, Population
 
 _MATCH_GUARD_SECONDS = 10.0  # a match (and its level-up) ends at least this long before the next session
 _ITEM_CDF = np.cumsum([np.array(a.item_weights) / sum(a.item_weights) for a in ARCHETYPES.values()], axis=1)

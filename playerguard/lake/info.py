@@ -12,8 +12,8 @@ from datetime import datetime
 import pandas as pd
 
 from playerguard.errors import ConfigError, DataError
-from playerguard.features.envelope import check_identifier
-from playerguard.features.lake import LocalLake
+from playerguard.lake.envelope import check_identifier
+from playerguard.lake.local import LocalLake
 from playerguard.settings import Settings
 
 

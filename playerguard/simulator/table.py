@@ -14,12 +14,12 @@ from datetime import datetime, timedelta
 import numpy as np
 import pyarrow as pa
 
-from playerguard.features.envelope import ENVELOPE_SCHEMA, PARTITION_COLUMN
-from playerguard.features.simulator_combat import MAPS, RESULTS, LevelUps, MatchStats
-from playerguard.features.simulator_model import CATALOG, SECONDS_PER_DAY, US_PER_SECOND
-from playerguard.features.simulator_population import PLATFORMS, Population
-from playerguard.features.simulator_sessions import Matches, Purchases, Sessions
-from playerguard.features.simulator_strings import consecutive_ids, from_codes, sparse_from_codes
+from playerguard.lake.envelope import ENVELOPE_SCHEMA, PARTITION_COLUMN
+from playerguard.simulator.combat import MAPS, RESULTS, LevelUps, MatchStats
+from playerguard.simulator.model import CATALOG, SECONDS_PER_DAY, US_PER_SECOND
+from playerguard.simulator.population import PLATFORMS, Population
+from playerguard.simulator.sessions import Matches, Purchases, Sessions
+from playerguard.simulator.strings import consecutive_ids, from_codes, sparse_from_codes
 
 EVENT_TYPES = ("session_start", "session_end", "match_end", "purchase", "level_up")
 _SESSION_START, _SESSION_END, _MATCH_END, _PURCHASE, _LEVEL_UP = range(len(EVENT_TYPES))

@@ -26,9 +26,9 @@ import pyarrow.json as pjson
 import pyarrow.parquet as pq
 
 from playerguard.errors import ConfigError, DataError
-from playerguard.features.envelope import REJECTED_ROWS_SCHEMA, Conformed, conform
-from playerguard.features.lake import EventLake, open_lake
-from playerguard.features.mapping import ColumnPlan, Mapping, load_mapping, plan_columns
+from playerguard.lake.envelope import REJECTED_ROWS_SCHEMA, Conformed, conform
+from playerguard.lake.local import EventLake, open_lake
+from playerguard.lake.mapping import ColumnPlan, Mapping, load_mapping, plan_columns
 from playerguard.settings import Settings
 
 BLOCK_BYTES = 64 << 20

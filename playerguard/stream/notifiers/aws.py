@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from playerguard.inference.flags import Cooldowns, Flag
-from playerguard.inference.notifiers import Claim, DeadLetter, is_transient_aws_error
+from playerguard.stream.notifiers.local import Claim, DeadLetter, is_transient_aws_error
 
 SQS_BATCH_LIMIT = 10
 SQS_BYTES_LIMIT = 256 * 1024

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from playerguard.errors import ConfigError, DataError
-from playerguard.features.envelope import ENVELOPE_COLUMNS, PARTITION_COLUMN, REQUIRED_COLUMNS
+from playerguard.lake.envelope import ENVELOPE_COLUMNS, PARTITION_COLUMN, REQUIRED_COLUMNS
 from playerguard.settings import Settings
 
 GAP_TABLE = "raw_events"
@@ -144,7 +144,7 @@ def write_gap_simulation(
 ) -> GapSimulationSummary:
     """Simulate a game (the same events as `write_simulation` for the same seed) and write it as a GAP
     `raw_events` table under `<lake>/raw_events/`, with its ground truth beside the lake."""
-    from playerguard.features.simulator import simulate
+    from playerguard.simulator.game import simulate
 
     if settings.backend != "local":
         raise ConfigError("simulate --layout gap writes a local lake; set PLAYERGUARD_BACKEND=local")
