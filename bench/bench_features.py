@@ -129,8 +129,8 @@ def work_pandas(args: argparse.Namespace) -> dict:
     import pandas as pd
     from feature_oracle import oracle_features
 
-    from playerguard.lake.local import LocalLake
     from playerguard.features.spec import load_feature_set
+    from playerguard.lake.local import LocalLake
 
     fs = load_feature_set("default")
     columns = ["player_id", "event_type", "event_timestamp"] + sorted(

@@ -26,11 +26,11 @@ import duckdb
 
 from playerguard.features.compiler import compile_features
 from playerguard.features.engines import transpile_to_duckdb
-from playerguard.simulator.gap_layout import GAP_TABLE, write_gap_table
-from playerguard.simulator.game import simulate
 from playerguard.features.source_binding import MappedSource, register_local_table
 from playerguard.features.sources import SourceMapping, load_source_mapping, partition_days
 from playerguard.features.spec import FeatureSet, parse_feature_set
+from playerguard.simulator.game import simulate
+from playerguard.simulator.gap_layout import GAP_TABLE, write_gap_table
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 

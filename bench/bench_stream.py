@@ -28,15 +28,15 @@ from pathlib import Path
 from typing import Any
 
 from playerguard.features.online.local import SqliteFeatureStore
-from playerguard.simulator.writer import write_simulation
 from playerguard.inference.flags import Cooldowns, cooldowns_from_policy
+from playerguard.settings import Settings
+from playerguard.simulator.writer import write_simulation
+from playerguard.stream.endpoint import HttpEndpoint
+from playerguard.stream.handler import StreamRuntime
 from playerguard.stream.notifiers.local import OutboxNotifier
 from playerguard.stream.replay import local_scoring_server, run_replay
 from playerguard.stream.replay_source import kinesis_batches, lake_events
-from playerguard.stream.endpoint import HttpEndpoint
-from playerguard.stream.handler import StreamRuntime
 from playerguard.stream.scorer import FeatureSource, StreamScorer
-from playerguard.settings import Settings
 
 
 class TimedEndpoint(HttpEndpoint):

@@ -28,10 +28,10 @@ import numpy as np
 import pandas as pd
 
 from playerguard.features.api import build_training_set
-from playerguard.simulator.writer import write_simulation
-from playerguard.simulator.game import true_churn_probability, true_purchase_probability
 from playerguard.features.cutoffs import resolve_cutoffs
 from playerguard.settings import Settings
+from playerguard.simulator.game import true_churn_probability, true_purchase_probability
+from playerguard.simulator.writer import write_simulation
 from playerguard.training.base import load_model
 from playerguard.training.fitting import fit_model
 from playerguard.training.metrics import pr_auc, roc_auc, threshold_at_fpr

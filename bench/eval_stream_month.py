@@ -30,12 +30,12 @@ import duckdb
 import pandas as pd
 
 from playerguard.lake.local import LocalLake
-from playerguard.simulator.writer import write_simulation
-from playerguard.stream.notifiers.local import OutboxNotifier
-from playerguard.stream.replay import refresh_snapshot, replay
 from playerguard.pipelines.demo import bundle_path
 from playerguard.pipelines.local_runner import run_pipeline
 from playerguard.settings import Settings
+from playerguard.simulator.writer import write_simulation
+from playerguard.stream.notifiers.local import OutboxNotifier
+from playerguard.stream.replay import refresh_snapshot, replay
 
 
 def train_bundle(work: Path, players: int, seed: int) -> Path:

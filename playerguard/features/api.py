@@ -18,9 +18,10 @@ from typing import Literal
 
 import pandas as pd
 
+from playerguard.backends import backend_for
 from playerguard.errors import ConfigError, DataError
 from playerguard.features.compiler import CompiledQuery, check_days, compile_features, normalize_cutoff
-from playerguard.features.engines import AthenaEngine, SqlEngine, engine_for
+from playerguard.features.engines import AthenaEngine, SqlEngine
 from playerguard.features.labels import (
     attach_labels,
     compile_last_event,
@@ -48,7 +49,7 @@ def _engine(settings: Settings, engine: SqlEngine | None) -> Iterator[SqlEngine]
     if engine is not None:
         yield engine
         return
-    made = engine_for(settings)
+    made = backend_for(settings).sql_engine()
     try:
         yield made
     finally:

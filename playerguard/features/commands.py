@@ -86,7 +86,7 @@ def build_command(
 ) -> None:
     """Features of every player with an event before the cutoff, one row per player."""
     from playerguard.features.api import build_features, load_feature_set
-    from playerguard.features.online.local import materialize_snapshot
+    from playerguard.features.online.snapshot import materialize_snapshot
 
     if out is None and not snapshot:
         raise ConfigError("features build needs somewhere to put them: --out FILE, --snapshot, or both")

@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 
 from playerguard.errors import ConfigError
-from playerguard.lake.envelope import NUMBER, STRING, check_identifier
 from playerguard.features.spec import HOLISTIC_KINDS, NUMERIC_KINDS, FeatureDefinition, FeatureSet, Selection
+from playerguard.lake.envelope import NUMBER, STRING, check_identifier
 
 log = logging.getLogger(__name__)
 

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 
+from playerguard.backends import backend_for
 from playerguard.errors import DataError
 from playerguard.settings import Settings
 
@@ -15,20 +16,7 @@ def lake_date_range(settings: Settings) -> tuple[date, date]:
     """First and last `event_date` partition of the lake (local directory, or S3 for the aws backend)."""
     if settings.source_mapping:
         return _mapped_date_range(settings)
-    if settings.backend == "aws":
-        if not settings.lake_s3_uri:
-            raise DataError("PLAYERGUARD_LAKE_S3_URI is not set; cannot find the lake's date range")
-        import awswrangler as wr
-
-        prefixes = wr.s3.list_directories(settings.lake_s3_uri.rstrip("/") + "/events/")
-        names = [p.rstrip("/").rsplit("/", 1)[-1] for p in prefixes]
-    else:
-        events = settings.lake_dir / "events"
-        names = (
-            [p.name for p in events.glob("event_date=*") if any(p.glob("*.parquet"))]
-            if events.exists()
-            else []
-        )
+    names = backend_for(settings).event_days()
     days = sorted(
         date.fromisoformat(name.partition("=")[2]) for name in names if name.startswith("event_date=")
     )
@@ -41,11 +29,10 @@ def lake_date_range(settings: Settings) -> tuple[date, date]:
 
 def _mapped_date_range(settings: Settings) -> tuple[date, date]:
     """First and last day partition of a table read through a source mapping (Glue, or the local directory)."""
-    from playerguard.features.source_check import GlueCatalog, LocalCatalog
     from playerguard.features.sources import load_source_mapping
 
     mapping = load_source_mapping(settings.source_mapping)
-    catalog = GlueCatalog(mapping, None) if settings.backend == "aws" else LocalCatalog(mapping, settings.lake_dir)
+    catalog = backend_for(settings).catalog(mapping)
     days = sorted(
         date(*(int(part) for part in values)) if len(values) == 3 else date.fromisoformat(values[0])
         for values in catalog.partitions()

@@ -23,11 +23,11 @@ from sqlglot import exp
 
 from playerguard.errors import DataError
 from playerguard.features.compiler import TIMESTAMP, quote
+from playerguard.features.source_binding import MappedSource, register_local_table
+from playerguard.features.sources import SourceMapping
 from playerguard.lake.envelope import NUMBER, STRING
 from playerguard.lake.local import LocalLake
 from playerguard.lake.s3 import EVENTS_TABLE  # the Glue table; the local view takes its name
-from playerguard.features.source_binding import MappedSource, register_local_table
-from playerguard.features.sources import SourceMapping, load_source_mapping
 from playerguard.settings import Settings
 
 _NUMERIC_TYPES = re.compile(r"^(double|float|real|bigint|int|integer|smallint|tinyint|decimal.*)$")
@@ -235,13 +235,3 @@ class AthenaEngine:
             ctas_approach=self.ctas_approach,
             boto3_session=self._session(),
         )
-
-
-def engine_for(settings: Settings, **options: Any) -> SqlEngine:
-    """The engine the settings' backend uses: DuckDB over the local lake, or Athena; through the settings'
-    source mapping when there is one."""
-    if settings.source_mapping and "source" not in options:
-        options["source"] = load_source_mapping(settings.source_mapping)
-    if settings.backend == "aws":
-        return AthenaEngine(settings, **options)
-    return DuckDBEngine.from_settings(settings, **options)

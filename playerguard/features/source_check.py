@@ -9,19 +9,17 @@ row that maps) are `problems`; rows that fail the mapping and doubtful data are 
 
 from __future__ import annotations
 
-import glob
 import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pandas as pd
-import pyarrow.parquet as pq
 
+from playerguard.backends import backend_for
 from playerguard.errors import ConfigError
-from playerguard.features.engines import SqlEngine, engine_for
-from playerguard.features.source_binding import local_table_glob
+from playerguard.features.catalogs import SourceCatalog
+from playerguard.features.engines import SqlEngine
 from playerguard.features.sources import (
     MappingFailures,
     SourceMapping,
@@ -34,60 +32,6 @@ from playerguard.settings import Settings
 
 _PARTITION_FORMATS = {"year": r"\d{4}", "month": r"\d{2}", "day": r"\d{2}", "date": r"\d{4}-\d{2}-\d{2}"}
 SAMPLE_ROWS = 5
-
-
-class SourceCatalog(Protocol):
-    """A table's columns (None if it does not exist) and its partition values."""
-
-    def columns(self) -> list[str] | None: ...
-
-    def partitions(self) -> list[tuple[str, ...]]: ...
-
-
-class LocalCatalog:
-    """The table's Parquet files under `<lake_root>/<table>/`, partitions from the directory names."""
-
-    def __init__(self, mapping: SourceMapping, lake_root: Path) -> None:
-        self.mapping = mapping
-        self.files = sorted(Path(p) for p in glob.glob(local_table_glob(mapping, lake_root)))
-
-    def columns(self) -> list[str] | None:
-        if not self.files:
-            return None
-        names = {name for path in self.files for name in pq.read_schema(path).names}
-        parts = self.mapping.partitions.columns if self.mapping.partitions else []
-        return sorted(names) + [p for p in parts if p not in names]
-
-    def partitions(self) -> list[tuple[str, ...]]:
-        if self.mapping.partitions is None:
-            return []
-        depth = len(self.mapping.partitions.columns)
-        found = {tuple(d.split("=", 1)[-1] for d in path.parts[-depth - 1 : -1]) for path in self.files}
-        return sorted(found)
-
-
-class GlueCatalog:
-    """The table's columns and partitions from the Glue catalog (what Athena sees)."""
-
-    def __init__(self, mapping: SourceMapping, boto3_session: Any) -> None:
-        self.mapping = mapping
-        self.session = boto3_session  # awswrangler builds a default session when None
-
-    def columns(self) -> list[str] | None:
-        import awswrangler as wr
-
-        types = wr.catalog.get_table_types(
-            database=self.mapping.database, table=self.mapping.table, boto3_session=self.session
-        )
-        return None if types is None else list(types)
-
-    def partitions(self) -> list[tuple[str, ...]]:
-        import awswrangler as wr
-
-        found = wr.catalog.get_partitions(
-            database=self.mapping.database, table=self.mapping.table, boto3_session=self.session
-        )
-        return sorted(tuple(values) for values in found.values())
 
 
 @dataclass
@@ -141,15 +85,15 @@ def check_source(
     if days is not None and (isinstance(days, bool) or not isinstance(days, int) or days < 1):
         raise ConfigError(f"days must be a whole number >= 1, got {days!r}")
     report = SourceReport(mapping.name, f"{mapping.database}.{mapping.table}")
-    aws = settings.backend == "aws"
+    backend = backend_for(settings)
     if catalog is None:
-        catalog = GlueCatalog(mapping, boto3_session) if aws else LocalCatalog(mapping, settings.lake_dir)
+        catalog = backend.catalog(mapping, boto3_session)
     if not _check_catalog(report, mapping, catalog):
         return report
     first, last = _checked_days(report, days)
     close = engine is None
-    options = {"boto3_session": boto3_session} if aws and boto3_session is not None else {}
-    engine = engine or engine_for(settings, source=mapping, **options)
+    options = {"boto3_session": boto3_session} if boto3_session is not None else {}
+    engine = engine or backend.sql_engine(source=mapping, **options)
     try:
         _check_rows(report, mapping, engine, first, last)
     finally:

@@ -24,7 +24,6 @@ import pandas as pd
 
 from playerguard.errors import ConfigError, DataError
 from playerguard.features.compiler import ENVELOPE_TYPES
-from playerguard.lake.envelope import NUMBER, PARTITION_COLUMN, STRING
 from playerguard.features.spec import NUMERIC_KINDS, FeatureSet, load_feature_set
 from playerguard.inference.bundle import FEATURES_FILE, Bundle, load_bundle, unpack_bundle
 from playerguard.inference.payloads import (
@@ -41,6 +40,7 @@ from playerguard.inference.payloads import (
     parse_request,
 )
 from playerguard.inference.scoring import FeatureMatrix, model_feature_names, score_matrix
+from playerguard.lake.envelope import NUMBER, PARTITION_COLUMN, STRING
 
 # ---- features from raw events ------------------------------------------------------------------------------
 

@@ -11,7 +11,8 @@ from datetime import datetime
 
 import pandas as pd
 
-from playerguard.errors import ConfigError, DataError
+from playerguard.backends import backend_for
+from playerguard.errors import DataError
 from playerguard.lake.envelope import check_identifier
 from playerguard.lake.local import LocalLake
 from playerguard.settings import Settings
@@ -41,11 +42,7 @@ def lake_info(settings: Settings) -> LakeInfo:
     """Summarise the local lake the settings point at."""
     import duckdb
 
-    if settings.backend != "local":
-        raise ConfigError(
-            "lake info reads the local lake; for the aws backend query the Glue tables with Athena"
-        )
-    lake = LocalLake.from_settings(settings)
+    lake = backend_for(settings).local_lake("lake info (on aws, query the Glue tables with Athena)")
     lake.recover()
     if not lake.has_events() and not lake.has_rejected():
         raise DataError(f"the lake at {lake.root} is empty; ingest or simulate some events first")

@@ -25,9 +25,10 @@ import pyarrow.csv as pcsv
 import pyarrow.json as pjson
 import pyarrow.parquet as pq
 
+from playerguard.backends import backend_for
 from playerguard.errors import ConfigError, DataError
+from playerguard.lake.base import EventLake
 from playerguard.lake.envelope import REJECTED_ROWS_SCHEMA, Conformed, conform
-from playerguard.lake.local import EventLake, open_lake
 from playerguard.lake.mapping import ColumnPlan, Mapping, load_mapping, plan_columns
 from playerguard.settings import Settings
 
@@ -368,5 +369,5 @@ def ingest(
         file_format(Path(path))
         if not Path(path).is_file():
             raise DataError(f"{path}: no such file")
-    lake = lake or open_lake(settings)
+    lake = lake or backend_for(settings).lake()
     return [ingest_file(lake, Path(path), mapping) for path in paths]

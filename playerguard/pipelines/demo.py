@@ -107,10 +107,10 @@ def run_demo(*, players: int, days: int, seed: int, home: Path | None = None) ->
     """Run the loop in `home` (default `<PLAYERGUARD_HOME>/demo`, so a real lake is never touched); a
     directory the demo made is emptied first, any other non-empty one refused."""
     from playerguard.features.api import build_features
-    from playerguard.features.online.local import materialize_snapshot
+    from playerguard.features.online.snapshot import materialize_snapshot
+    from playerguard.pipelines.local_runner import run_pipeline
     from playerguard.simulator.writer import write_simulation
     from playerguard.stream.replay import replay
-    from playerguard.pipelines.local_runner import run_pipeline
 
     console = Console()
     settings = Settings(home=home if home else Settings().home / "demo")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import playerguard
+from playerguard.backends import backend_for
 from playerguard.errors import PlayerguardError
 from playerguard.features.cutoffs import resolve_cutoffs
 from playerguard.pipelines.steps import PIPELINE_STEPS, PipelineParams, PipelineStep, StepContext
@@ -102,13 +103,7 @@ def _sha256(payload: Any) -> str:
 def lake_state(settings: Settings) -> str | None:
     """A hash of the local lake's event files (name, size, mtime); None when the lake is not local (the
     steps reading it then always run, since their inputs cannot be fingerprinted cheaply)."""
-    if settings.backend != "local":
-        return None
-    root = settings.lake_dir
-    files = sorted([*root.glob("events/*/*.parquet"), root / "schema.json"])
-    return _sha256(
-        [(str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in files if p.exists()]
-    )
+    return backend_for(settings).lake_fingerprint()
 
 
 def directory_hash(directory: Path) -> str:
@@ -145,7 +140,7 @@ def step_input_hash(
             "feature_set": feature_set_hash if step.reads_feature_set else None,
             "lake": lake if step.reads_lake else None,
             "backend": [
-                settings.backend,
+                backend_for(settings).name,
                 settings.lake_s3_uri,
                 settings.glue_database,
                 settings.tracking_uri,

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from playerguard.backends import backend_for
 from playerguard.errors import ConfigError, DataError
 from playerguard.lake.envelope import ENVELOPE_COLUMNS, PARTITION_COLUMN, REQUIRED_COLUMNS
 from playerguard.settings import Settings
@@ -146,8 +147,7 @@ def write_gap_simulation(
     `raw_events` table under `<lake>/raw_events/`, with its ground truth beside the lake."""
     from playerguard.simulator.game import simulate
 
-    if settings.backend != "local":
-        raise ConfigError("simulate --layout gap writes a local lake; set PLAYERGUARD_BACKEND=local")
+    backend_for(settings).local_lake("simulate --layout gap")
     if isinstance(faults, bool) or not isinstance(faults, int) or faults < 0:
         raise ConfigError(f"faults must be a whole number >= 0, got {faults!r}")
     directory = settings.lake_dir / GAP_TABLE

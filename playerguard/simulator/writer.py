@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 import pyarrow.compute as pc
 
+from playerguard.backends import backend_for
 from playerguard.errors import DataError
-from playerguard.lake.local import LocalLake, open_lake
+from playerguard.lake.local import LocalLake
 from playerguard.settings import Settings
 
 
@@ -39,7 +40,7 @@ def write_simulation(
     """
     from playerguard.simulator.game import simulate
 
-    lake = open_lake(settings)
+    lake = backend_for(settings).lake()
     if isinstance(lake, LocalLake):
         if lake.has_events() and not replace:
             raise DataError(

@@ -16,8 +16,9 @@ from typing import Annotated
 import typer
 
 from playerguard.errors import DataError
-from playerguard.stream.notifiers.local import VERDICTS, OutboxNotifier
 from playerguard.settings import Settings
+from playerguard.stream.notifiers.base import VERDICTS
+from playerguard.stream.notifiers.local import OutboxNotifier
 
 LABELLED_MODEL = "inhuman_play"
 LABELS_FILE = "review_verdicts.parquet"

@@ -2,7 +2,8 @@
 bounded backoff that retries the transient ones.
 
 `HttpEndpoint` talks to the local server (`POST <url>/invocations`); `SageMakerEndpoint` to a SageMaker
-real-time endpoint through a `sagemaker-runtime` client the caller builds. Both raise `TransientError` for
+real-time endpoint, or to the local server, through boto3's `sagemaker-runtime` client (`runtime_client`:
+unsigned on loopback, so the local server needs no credentials). Both raise `TransientError` for
 what a retry may fix (throttling, 5xx, connection refused or dropped) and `EndpointRejected` for a 4xx,
 carrying the server's error code (payloads.RequestError) so the stream can tell a bad record from a bad
 request. Light imports only: the Lambda loads this module.
@@ -11,15 +12,16 @@ request. Light imports only: the Lambda loads this module.
 from __future__ import annotations
 
 import http.client
-import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+import json
+from collections.abc import Mapping
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import orjson
 
-from playerguard.stream.notifiers.local import is_transient_aws_error
+from playerguard.errors import PlayerguardError
+from playerguard.stream.notifiers.base import is_transient_aws_error
+from playerguard.stream.retries import TransientError
 
 RECORD_ERROR_CODES = frozenset(
     {
@@ -35,10 +37,6 @@ RECORD_ERROR_CODES = frozenset(
 """Codes the endpoint answers when the data of a record is at fault, not the request or the endpoint."""
 
 
-class TransientError(Exception):
-    """A failure worth retrying: throttling, a 5xx, a refused or dropped connection."""
-
-
 class EndpointRejected(Exception):
     """The endpoint refused the request (4xx): retrying the same request cannot succeed."""
 
@@ -49,77 +47,6 @@ class EndpointRejected(Exception):
     @property
     def blames_a_record(self) -> bool:
         return self.code in RECORD_ERROR_CODES
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounded exponential backoff: attempt n waits min(base * 2**(n-1), cap) seconds before the next."""
-
-    max_attempts: int = 5
-    base_delay: float = 0.1
-    max_delay: float = 2.0
-    sleep: Callable[[float], None] = time.sleep
-
-    def delay(self, attempt: int) -> float:
-        return min(self.base_delay * 2 ** (attempt - 1), self.max_delay)
-
-
-@dataclass
-class Attempts:
-    """Retries within one batch: bounded backoff, stopping while the Lambda still has time to answer."""
-
-    policy: RetryPolicy
-    logger: Any
-    remaining_ms: Callable[[], int] | None = None
-    retried: int = 0
-
-    def _delay(self, attempt: int) -> float | None:
-        """The wait before another attempt, or None when there is none: out of attempts, or waiting would
-        leave the Lambda under a second to report what failed."""
-        delay = self.policy.delay(attempt)
-        if attempt >= self.policy.max_attempts:
-            return None
-        if self.remaining_ms is not None and self.remaining_ms() < delay * 1000 + 1000:
-            return None
-        return delay
-
-    def _wait(self, delay: float, what: str) -> None:
-        self.logger.warning(f"{what}; retrying in {delay:.2f}s")
-        self.retried += 1
-        self.policy.sleep(delay)
-
-    def call(self, what: str, function: Callable[[], Any]) -> Any:
-        """`function()`, retried on TransientError; the last TransientError is raised when attempts run out."""
-        attempt = 1
-        while True:
-            try:
-                return function()
-            except TransientError as error:
-                delay = self._delay(attempt)
-                if delay is None:
-                    raise
-                self._wait(delay, f"{what} failed (attempt {attempt}): {error}")
-            attempt += 1
-
-    def resend(
-        self,
-        what: str,
-        items: Sequence[Any],
-        send: Callable[[list[Any]], Mapping[str, str]],
-        key: Callable[[Any], str],
-    ) -> dict[str, str]:
-        """`send(items)` returns {key: reason} for the items it could not deliver; only those go again.
-        Returns what still fails after the last attempt, as {key: reason}."""
-        pending = list(items)
-        attempt = 1
-        while True:
-            failed = send(pending) if pending else {}
-            pending = [item for item in pending if key(item) in failed]
-            delay = self._delay(attempt) if pending else None
-            if delay is None:
-                return {key(item): failed[key(item)] for item in pending}
-            self._wait(delay, f"{len(pending)} {what} failed (attempt {attempt})")
-            attempt += 1
 
 
 class Endpoint(Protocol):
@@ -223,3 +150,63 @@ class SageMakerEndpoint:
             body = str(details.get("OriginalMessage") or details.get("Error", {}).get("Message") or error)
             return read_answer(status, body.encode("utf-8"), f"endpoint {self.name}")
         return read_answer(200, response["Body"].read(), f"endpoint {self.name}")
+
+
+class EndpointError(PlayerguardError):
+    """The endpoint refused a request: `status` is the model server's HTTP status, `code` its error code."""
+
+    def __init__(self, message: str, status: int | None = None, code: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+def runtime_client(
+    endpoint_url: str | None = None, *, region: str | None = None, session: Any = None, timeout: float = 60.0
+) -> Any:
+    """A `sagemaker-runtime` client. With `endpoint_url` on loopback (the local server) requests are not
+    signed, so no AWS credentials are needed; otherwise the usual credential chain applies."""
+    import boto3
+    from botocore import UNSIGNED
+    from botocore.config import Config
+
+    options: dict[str, Any] = {"read_timeout": timeout, "retries": {"mode": "standard", "max_attempts": 3}}
+    local = endpoint_url is not None and urlsplit(endpoint_url).hostname in ("127.0.0.1", "localhost", "::1")
+    if local:
+        options["signature_version"] = UNSIGNED
+        region = region or "us-east-1"  # botocore needs one; the local server ignores it
+    session = session or boto3.Session()
+    return session.client(
+        "sagemaker-runtime", region_name=region, endpoint_url=endpoint_url, config=Config(**options)
+    )
+
+
+def _encode(payload: Any) -> bytes:
+    if isinstance(payload, bytes):
+        return payload
+    if isinstance(payload, str):
+        return payload.encode()
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def invoke(
+    client: Any, endpoint_name: str, payload: Any, *, content_type: str = "application/json"
+) -> list[dict[str, Any]]:
+    """Score `payload` (records, `{"instances": ...}`, `{"events": ...}`, or an encoded body such as CSV)
+    and return the predictions; EndpointError naming the problem when the endpoint refuses it."""
+    try:
+        response = client.invoke_endpoint(
+            EndpointName=endpoint_name, ContentType=content_type, Accept="application/json", Body=_encode(payload)
+        )
+    except client.exceptions.ModelError as error:
+        status = error.response.get("OriginalStatusCode")
+        original = error.response.get("OriginalMessage") or ""
+        try:
+            details = json.loads(original)
+        except ValueError:
+            details = {"message": original or str(error)}
+        details = details if isinstance(details, dict) else {"message": original}
+        message = str(details.get("message") or error)
+        raise EndpointError(f"endpoint {endpoint_name} refused the request ({status}): {message}", status,
+                            str(details.get("error") or "")) from None
+    return json.loads(response["Body"].read())["predictions"]

@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from playerguard.stream.endpoint import RetryPolicy
+from playerguard.stream.retries import RetryPolicy
 from playerguard.stream.scorer import BatchReport, StreamScorer
 
 
@@ -137,12 +137,11 @@ def aws_stream_runtime(
     from botocore.config import Config
 
     from playerguard.errors import ConfigError
-    from playerguard.stream.notifiers.aws import DynamoDbFlagLedger
     from playerguard.inference.flags import cooldowns_from_policy
-    from playerguard.stream.notifiers.local import SnsNotifier
     from playerguard.inference.policy import load_policy
-    from playerguard.stream.endpoint import HttpEndpoint, SageMakerEndpoint
     from playerguard.settings import Settings
+    from playerguard.stream.endpoint import HttpEndpoint, SageMakerEndpoint
+    from playerguard.stream.notifiers.aws import DynamoDbFlagLedger, SnsNotifier
 
     settings = settings or Settings()
     config = config or StreamConfig()

@@ -19,9 +19,13 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from playerguard.backends import backend_for
 from playerguard.errors import DataError
 from playerguard.features.online.local import SqliteFeatureStore
 from playerguard.inference.flags import Cooldowns
+from playerguard.settings import Settings
+from playerguard.stream.endpoint import Endpoint
+from playerguard.stream.handler import StreamRuntime
 from playerguard.stream.notifiers.local import OutboxNotifier
 from playerguard.stream.replay_source import (
     check_refresh_interval,
@@ -31,10 +35,8 @@ from playerguard.stream.replay_source import (
     records_to_redeliver,
     windowed_batches,
 )
-from playerguard.stream.endpoint import Endpoint, RetryPolicy
-from playerguard.stream.handler import StreamRuntime
+from playerguard.stream.retries import RetryPolicy
 from playerguard.stream.scorer import FeatureSource, StreamScorer
-from playerguard.settings import Settings
 
 
 def refresh_snapshot(settings: Settings, cutoff: datetime | date, feature_set: Any = "default") -> int:
@@ -196,26 +198,12 @@ def scoring_endpoint(settings: Settings, bundle: Path | None = None) -> Iterator
     """
     from playerguard.inference.flags import cooldowns_from_policy
     from playerguard.inference.policy import load_policy
-    from playerguard.stream.endpoint import HttpEndpoint, SageMakerEndpoint
+    from playerguard.stream.endpoint import HttpEndpoint
 
-    if settings.endpoint_url:
-        yield ReplayTarget(
-            HttpEndpoint(settings.endpoint_url), settings.endpoint_url, cooldowns_from_policy(load_policy())
-        )
-    elif settings.backend == "aws":
-        import boto3
-        from botocore.config import Config
-
-        client = boto3.client(
-            "sagemaker-runtime",
-            region_name=settings.region,
-            config=Config(retries={"mode": "standard", "max_attempts": 1}),
-        )
-        yield ReplayTarget(
-            SageMakerEndpoint(settings.endpoint_name, client),
-            f"SageMaker endpoint {settings.endpoint_name}",
-            cooldowns_from_policy(load_policy()),
-        )
+    remote = backend_for(settings).endpoint()
+    if remote is not None:
+        where = settings.endpoint_url or f"SageMaker endpoint {settings.endpoint_name}"
+        yield ReplayTarget(remote, where, cooldowns_from_policy(load_policy()))
     else:
         with local_scoring_server(settings, bundle) as (url, served):
             endpoint = HttpEndpoint(url)

@@ -34,14 +34,9 @@ from playerguard.inference.flags import (
     format_timestamp,
     parse_timestamp,
 )
-from playerguard.stream.notifiers.local import DeadLetter, Notifier, is_transient_aws_error
-from playerguard.stream.endpoint import (
-    Attempts,
-    Endpoint,
-    EndpointRejected,
-    RetryPolicy,
-    TransientError,
-)
+from playerguard.stream.endpoint import Endpoint, EndpointRejected
+from playerguard.stream.notifiers.base import DeadLetter, Notifier, is_transient_aws_error
+from playerguard.stream.retries import Attempts, RetryPolicy, TransientError
 
 REQUIRED_FIELDS: tuple[str, ...] = ("player_id", "event_type", "event_timestamp")
 

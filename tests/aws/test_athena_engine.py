@@ -20,8 +20,8 @@ from playerguard.features.api import build_features, build_training_set
 from playerguard.features.engines import AthenaEngine, DuckDBEngine, transpile_to_duckdb
 from playerguard.lake.local import LocalLake
 from playerguard.lake.s3 import S3Lake
-from playerguard.simulator.game import simulate
 from playerguard.settings import Settings
+from playerguard.simulator.game import simulate
 
 pytestmark = pytest.mark.aws
 

@@ -11,7 +11,7 @@ import pytest
 
 from playerguard.errors import ConfigError, DataError
 from playerguard.features.online.dynamodb import DynamoDBFeatureStore
-from playerguard.features.online.local import materialize_snapshot
+from playerguard.features.online.snapshot import materialize_snapshot
 from playerguard.settings import Settings
 
 pytestmark = pytest.mark.aws

@@ -8,9 +8,9 @@ import awswrangler as wr
 import boto3
 import pytest
 
+from playerguard.backends import backend_for
 from playerguard.errors import ConfigError
 from playerguard.lake.ingest import ingest_file
-from playerguard.lake.local import open_lake
 from playerguard.lake.mapping import load_mapping
 from playerguard.lake.s3 import EVENTS_TABLE, REJECTED_TABLE, S3Lake
 from playerguard.settings import Settings
@@ -106,7 +106,7 @@ def test_open_lake_builds_an_s3_lake_from_settings(aws_endpoint: str, tmp_path: 
     settings = Settings(
         home=tmp_path, backend="aws", lake_s3_uri=f"s3://{BUCKET}/lake", glue_database=DATABASE
     )
-    lake = open_lake(settings)
+    lake = backend_for(settings).lake()
     assert isinstance(lake, S3Lake) and lake.attribute_types() == {}
     with pytest.raises(ConfigError, match="PLAYERGUARD_LAKE_S3_URI"):
-        open_lake(Settings(home=tmp_path, backend="aws"))
+        backend_for(Settings(home=tmp_path, backend="aws")).lake()

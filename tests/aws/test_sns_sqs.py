@@ -13,9 +13,9 @@ from typing import Any
 import boto3
 import pytest
 
-from playerguard.stream.notifiers.aws import DynamoDbFlagLedger, S3DeadLetters, SqsDeadLetters
 from playerguard.inference.flags import Cooldowns, Flag, format_timestamp, make_flag_id
-from playerguard.stream.notifiers.local import DeadLetter, SnsNotifier
+from playerguard.stream.notifiers.aws import DynamoDbFlagLedger, S3DeadLetters, SnsNotifier, SqsDeadLetters
+from playerguard.stream.notifiers.base import DeadLetter
 
 pytestmark = pytest.mark.aws
 T0 = datetime(2026, 2, 1, tzinfo=UTC)
@@ -217,12 +217,12 @@ def test_the_lambda_handler_end_to_end(
     from endpoint_fixtures import fit_test_models, synthetic_features
 
     from playerguard.features.online.dynamodb import DynamoDBFeatureStore
-    from playerguard.stream import handler as stream_handler
     from playerguard.inference.bundle import ModelSource, write_bundle
-    from playerguard.stream.replay import local_scoring_server
-    from playerguard.stream.endpoint import HttpEndpoint
-    from playerguard.stream.scorer import decode_record
     from playerguard.settings import Settings
+    from playerguard.stream import handler as stream_handler
+    from playerguard.stream.endpoint import HttpEndpoint
+    from playerguard.stream.replay import local_scoring_server
+    from playerguard.stream.scorer import decode_record
 
     policy = tmp_path / "policy.yaml"
     policy.write_text(LENIENT_POLICY)
@@ -291,8 +291,8 @@ def test_the_lambda_handler_end_to_end(
 
 def test_a_lambda_that_could_never_flag_anyone_refuses_to_start() -> None:
     from playerguard.errors import ConfigError
-    from playerguard.stream.handler import StreamConfig, aws_stream_runtime
     from playerguard.settings import Settings
+    from playerguard.stream.handler import StreamConfig, aws_stream_runtime
 
     settings = Settings(backend="aws", region="us-east-1", sns_topic_arn="arn:aws:sns:us-east-1:1:flags")
     config = StreamConfig(dead_letter_uri="s3://bucket/dead-letters")

@@ -19,15 +19,18 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
+from playerguard.backends import backend_for
 from playerguard.features.api import build_features
+from playerguard.features.catalogs import GlueCatalog
 from playerguard.features.engines import AthenaEngine, DuckDBEngine, transpile_to_duckdb
-from playerguard.simulator.gap_layout import GAP_TABLE, write_gap_table
-from playerguard.simulator.game import simulate
 from playerguard.features.source_binding import register_local_table
-from playerguard.features.source_check import GlueCatalog, check_source
+from playerguard.features.source_check import check_source
 from playerguard.features.sources import load_source_mapping
-from playerguard.inference.writeback import FLAGS_TABLE, SCORES_TABLE, S3Results, results_store, write_results
+from playerguard.inference.results_store import FLAGS_TABLE, SCORES_TABLE, S3Results
+from playerguard.inference.writeback import write_results
 from playerguard.settings import Settings
+from playerguard.simulator.game import simulate
+from playerguard.simulator.gap_layout import GAP_TABLE, write_gap_table
 
 pytestmark = pytest.mark.aws
 
@@ -80,7 +83,7 @@ def scores(players: list[str], churn: float) -> pd.DataFrame:
 def test_results_land_in_glue_partitions_and_a_cutoff_is_replaced_not_added(
     settings: Settings, session: boto3.Session
 ) -> None:
-    store = results_store(settings, boto3_session=session)
+    store = backend_for(settings).results_store(boto3_session=session)
     assert isinstance(store, S3Results) and store.database == DATABASE
     first, second = datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 2, 8, tzinfo=UTC)
     write_results(settings, scores(["a", "b", "c"], 0.7), cutoff=first, store=store)

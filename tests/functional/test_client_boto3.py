@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from endpoint_fixtures import as_records, running_server, shared_test_bundle, synthetic_features
 
-from playerguard.stream.client import EndpointError, invoke, runtime_client
 from playerguard.inference.sagemaker_inference import load_serving_bundle
 from playerguard.inference.scoring import score_frame
 from playerguard.inference.server import BundleHolder, create_app
+from playerguard.stream.endpoint import EndpointError, invoke, runtime_client
 
 
 @pytest.fixture(scope="module")

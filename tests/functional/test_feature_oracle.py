@@ -12,11 +12,12 @@ import pytest
 from feature_oracle import oracle_features
 
 from playerguard.features.api import build_features, build_training_set, load_feature_set
-from playerguard.lake.cs2 import default_data_dir, load_cs2cd
-from playerguard.lake.local import LocalLake, append_frame
-from playerguard.simulator.game import simulate
 from playerguard.features.spec import FeatureSet, parse_feature_set
+from playerguard.lake.base import append_frame
+from playerguard.lake.cs2 import default_data_dir, load_cs2cd
+from playerguard.lake.local import LocalLake
 from playerguard.settings import Settings
+from playerguard.simulator.game import simulate
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 

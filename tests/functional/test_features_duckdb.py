@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 from playerguard.errors import ConfigError, DataError
 from playerguard.features.api import build_features, build_training_set, load_feature_set
 from playerguard.features.commands import app
-from playerguard.lake.local import LocalLake, append_frame
+from playerguard.lake.base import append_frame
+from playerguard.lake.local import LocalLake
 from playerguard.settings import Settings
 
 T = datetime(2026, 3, 1, tzinfo=UTC)

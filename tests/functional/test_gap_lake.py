@@ -20,17 +20,19 @@ from typer.testing import CliRunner
 
 from playerguard.errors import ConfigError, DataError
 from playerguard.features.api import build_features, build_training_set
+from playerguard.features.catalogs import LocalCatalog
 from playerguard.features.engines import DuckDBEngine
-from playerguard.simulator.gap_layout import FAULT_KINDS, GAP_TABLE, write_gap_simulation, write_gap_table
-from playerguard.lake.local import LocalLake
-from playerguard.simulator.game import simulate
-from playerguard.features.source_check import LocalCatalog, check_source
-from playerguard.features.sources import load_source_mapping
-from playerguard.inference.writeback import LocalResults, write_results
-from playerguard.inference.bundle import ModelSource, load_bundle, write_bundle
-from playerguard.inference.scoring import score_frame, scores_table
+from playerguard.features.source_check import check_source
 from playerguard.features.source_commands import source_app
+from playerguard.features.sources import load_source_mapping
+from playerguard.inference.bundle import ModelSource, load_bundle, write_bundle
+from playerguard.inference.results_store import LocalResults
+from playerguard.inference.scoring import score_frame, scores_table
+from playerguard.inference.writeback import write_results
+from playerguard.lake.local import LocalLake
 from playerguard.settings import Settings
+from playerguard.simulator.game import simulate
+from playerguard.simulator.gap_layout import FAULT_KINDS, GAP_TABLE, write_gap_simulation, write_gap_table
 from playerguard.training.train import train
 
 SEED, PLAYERS, DAYS, FAULTS = 5, 80, 30, 8

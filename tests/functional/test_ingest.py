@@ -14,9 +14,9 @@ import typer
 from typer.testing import CliRunner
 
 from playerguard.errors import ConfigError, DataError
+from playerguard.lake.commands import ingest_command, lake_app
 from playerguard.lake.ingest import ingest, ingest_file
 from playerguard.lake.local import LocalLake
-from playerguard.lake.commands import ingest_command, lake_app
 from playerguard.lake.mapping import Mapping, load_mapping
 from playerguard.settings import Settings
 

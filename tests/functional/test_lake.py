@@ -11,12 +11,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from playerguard.backends import backend_for
 from playerguard.errors import DataError
 from playerguard.lake import local as lake_module
 from playerguard.lake import staging
+from playerguard.lake.base import append_frame
 from playerguard.lake.envelope import NUMBER, STRING, conform, lake_schema
-from playerguard.lake.local import LocalLake, append_frame, open_lake
 from playerguard.lake.info import lake_info
+from playerguard.lake.local import LocalLake
 from playerguard.lake.staging import Stage
 from playerguard.settings import Settings
 
@@ -195,7 +197,7 @@ def test_recover_leaves_a_live_append_alone(tmp_path: Path) -> None:
 
 
 def test_open_lake_is_local_by_default(settings: Settings) -> None:
-    lake = open_lake(settings)
+    lake = backend_for(settings).lake()
     assert isinstance(lake, LocalLake) and lake.root == settings.lake_dir
     assert lake.attribute_types() == {}
 

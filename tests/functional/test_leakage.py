@@ -11,9 +11,10 @@ import pyarrow.compute as pc
 import pytest
 
 from playerguard.features.api import build_features, build_training_set, load_feature_set
-from playerguard.lake.local import LocalLake, append_frame
-from playerguard.simulator.game import simulate
+from playerguard.lake.base import append_frame
+from playerguard.lake.local import LocalLake
 from playerguard.settings import Settings
+from playerguard.simulator.game import simulate
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 CUTOFF = datetime(2026, 1, 20, 13, 30, tzinfo=UTC)  # mid-day: the cutoff's partition holds both sides

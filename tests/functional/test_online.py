@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from playerguard.errors import DataError
-from playerguard.features.online.local import SqliteFeatureStore, lookup, materialize_snapshot
+from playerguard.features.online.local import SqliteFeatureStore
+from playerguard.features.online.snapshot import materialize_snapshot
 from playerguard.settings import Settings
 
 CUTOFF = pd.Timestamp(datetime(2026, 3, 1, tzinfo=UTC))
@@ -28,6 +29,14 @@ def features(players: int, offset: float = 0.0) -> pd.DataFrame:
             "label_churn": pd.array([1] * players, dtype="Int8"),  # labels are not features
         }
     )
+
+
+def lookup(settings: Settings, player_ids: list[str]) -> dict[str, dict[str, float]]:
+    store = SqliteFeatureStore.from_settings(settings)
+    try:
+        return store.lookup(player_ids)
+    finally:
+        store.close()
 
 
 def test_snapshot_round_trip(settings: Settings) -> None:

@@ -10,7 +10,8 @@ import pytest
 
 from playerguard.errors import DataError
 from playerguard.inference.flags import Cooldowns, Flag, format_timestamp, make_flag_id
-from playerguard.stream.notifiers.local import DeadLetter, OutboxNotifier
+from playerguard.stream.notifiers.base import DeadLetter
+from playerguard.stream.notifiers.local import OutboxNotifier
 
 T0 = datetime(2026, 2, 1, tzinfo=UTC)
 

@@ -20,9 +20,14 @@ from typer.testing import CliRunner
 
 from playerguard.errors import DataError
 from playerguard.features.labels import load_inhuman_labels
-from playerguard.features.online.local import SqliteFeatureStore, materialize_snapshot
-from playerguard.simulator.writer import write_simulation
+from playerguard.features.online.local import SqliteFeatureStore
+from playerguard.features.online.snapshot import materialize_snapshot
 from playerguard.inference.bundle import ModelSource, write_bundle
+from playerguard.settings import Settings
+from playerguard.simulator.writer import write_simulation
+from playerguard.stream.commands import flags_app, parse_rate, stream_app
+from playerguard.stream.endpoint import HttpEndpoint
+from playerguard.stream.handler import StreamRuntime
 from playerguard.stream.notifiers.local import OutboxNotifier
 from playerguard.stream.replay import local_scoring_server, local_stream_runtime, replay, run_replay
 from playerguard.stream.replay_source import (
@@ -32,11 +37,7 @@ from playerguard.stream.replay_source import (
     records_to_redeliver,
     windowed_batches,
 )
-from playerguard.stream.commands import flags_app, parse_rate, stream_app
-from playerguard.stream.endpoint import HttpEndpoint
-from playerguard.stream.handler import StreamRuntime
 from playerguard.stream.scorer import BatchReport, decode_record
-from playerguard.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 from endpoint_fixtures import fit_test_models, synthetic_features

@@ -25,10 +25,11 @@ from endpoint_fixtures import (
 
 from playerguard.errors import DataError
 from playerguard.features.api import build_features
-from playerguard.lake.local import LocalLake, append_frame
 from playerguard.inference.sagemaker_inference import ServingBundle, load_serving_bundle
 from playerguard.inference.scoring import score_frame
 from playerguard.inference.server import OPENAPI_FILE, BundleHolder, create_app
+from playerguard.lake.base import append_frame
+from playerguard.lake.local import LocalLake
 from playerguard.settings import Settings
 
 JSON = {"Content-Type": "application/json"}

@@ -18,10 +18,12 @@ from typing import Any
 import pytest
 
 from playerguard.inference.flags import Cooldowns, Flag, make_flag_id
-from playerguard.stream.notifiers.local import OutboxNotifier, PublishOutcome
-from playerguard.stream.replay_source import kinesis_batches, records_to_redeliver
-from playerguard.stream.endpoint import HttpEndpoint, RetryPolicy
+from playerguard.stream.endpoint import HttpEndpoint
 from playerguard.stream.handler import StreamRuntime
+from playerguard.stream.notifiers.base import PublishOutcome
+from playerguard.stream.notifiers.local import OutboxNotifier
+from playerguard.stream.replay_source import kinesis_batches, records_to_redeliver
+from playerguard.stream.retries import RetryPolicy
 from playerguard.stream.scorer import StreamScorer
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -443,8 +445,7 @@ def sns_world(moto_url: str, request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 def sns_notifier(world: dict[str, Any], sns: Any) -> Any:
-    from playerguard.stream.notifiers.aws import DynamoDbFlagLedger, SqsDeadLetters
-    from playerguard.stream.notifiers.local import SnsNotifier
+    from playerguard.stream.notifiers.aws import DynamoDbFlagLedger, SnsNotifier, SqsDeadLetters
 
     ledger = DynamoDbFlagLedger(world["table"], world["dynamodb"], Cooldowns(default=timedelta(days=1)))
     return SnsNotifier(world["topic"], sns, SqsDeadLetters(world["dlq"], world["sqs"]), ledger)

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from playerguard.errors import DataError
-from playerguard.features.online.local import parse_features, snapshot_rows
+from playerguard.features.online.base import parse_features, snapshot_rows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,6 +28,10 @@ class DynamoDBFeatureStore:
         self.table_name = table_name
         self._resource = resource
         self._region = region
+
+    @property
+    def location(self) -> str:
+        return f"DynamoDB table {self.table_name}"
 
     def _dynamodb(self) -> Any:
         if self._resource is None:

@@ -1,4 +1,4 @@
-"""AWS stores behind the SNS notifier: dead-letter sinks (SQS, S3) and the DynamoDB flag ledger.
+"""The AWS notifier: flags to an SNS topic, dead letters to SQS or S3, and the DynamoDB flag ledger.
 
 SNS itself remembers nothing (a FIFO topic only for five minutes), so on AWS the ledger table is what makes
 a redelivered flag a no-op across invocations and what enforces the policy's cooldown. boto3 is never
@@ -13,8 +13,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from playerguard.inference.flags import Cooldowns, Flag
-from playerguard.stream.notifiers.local import Claim, DeadLetter, is_transient_aws_error
+from playerguard.stream.notifiers.base import (
+    Claim,
+    DeadLetter,
+    DeadLetterSink,
+    FlagLedger,
+    PublishOutcome,
+    is_transient_aws_error,
+    record_claim,
+)
 
+SNS_BATCH_LIMIT = 10
 SQS_BATCH_LIMIT = 10
 SQS_BYTES_LIMIT = 256 * 1024
 """SQS caps a message, and a whole SendMessageBatch, at 256 KiB."""
@@ -193,3 +202,82 @@ class DynamoDbFlagLedger:
     def confirm(self, flag_id: str) -> None:
         """Mark a flag delivered, so no later invocation publishes it again."""
         self._set_status(flag_id, "published")
+
+
+class SnsNotifier:
+    """Flags to an SNS topic with PublishBatch (≤ 10 per call); dead letters to SQS or S3.
+
+    Attributes model/action/severity let subscribers filter. FIFO topics get MessageGroupId = player_id and
+    MessageDeduplicationId = flag_id. Without a ledger, a redelivered flag is published again with the same
+    flag_id: standard-topic subscribers must dedupe on it (documented in docs/stream.md).
+    """
+
+    def __init__(
+        self, topic_arn: str, client: Any, dead_letters: DeadLetterSink, ledger: FlagLedger | None = None
+    ) -> None:
+        self.topic_arn = topic_arn
+        self.client = client
+        self.dead_letters = dead_letters
+        self.ledger = ledger
+        self.fifo = topic_arn.endswith(".fifo")
+
+    def _entry(self, index: int, flag: Flag) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "Id": str(index),
+            "Message": flag.to_json(),
+            "MessageAttributes": {
+                name: {"DataType": "String", "StringValue": value}
+                for name, value in flag.message_attributes().items()
+            },
+        }
+        if self.fifo:
+            entry |= {"MessageGroupId": flag.player_id, "MessageDeduplicationId": flag.flag_id}
+        return entry
+
+    def publish(self, flags: Sequence[Flag]) -> PublishOutcome:
+        outcome = PublishOutcome()
+        ready: list[Flag] = []
+        for flag in sorted(flags, key=lambda f: (f.event_time, f.flag_id)):
+            try:
+                claim = self.ledger.claim(flag) if self.ledger else "new"
+            except Exception as error:
+                if not is_transient_aws_error(error):
+                    raise
+                outcome.failed[flag.flag_id] = f"ledger: {error}"
+                continue
+            if claim == "new":
+                ready.append(flag)  # counted as published once SNS has accepted it
+            else:
+                record_claim(outcome, flag.flag_id, claim)
+        for start in range(0, len(ready), SNS_BATCH_LIMIT):
+            self._publish_chunk(ready[start : start + SNS_BATCH_LIMIT], outcome)
+        return outcome
+
+    def _publish_chunk(self, chunk: list[Flag], outcome: PublishOutcome) -> None:
+        try:
+            response = self.client.publish_batch(
+                TopicArn=self.topic_arn,
+                PublishBatchRequestEntries=[self._entry(i, f) for i, f in enumerate(chunk)],
+            )
+        except Exception as error:
+            if not is_transient_aws_error(error):
+                raise
+            outcome.failed |= {flag.flag_id: f"sns: {error}" for flag in chunk}
+            return
+        failed_ids = {int(item["Id"]): item for item in response.get("Failed", [])}
+        for index, flag in enumerate(chunk):
+            if index in failed_ids:
+                item = failed_ids[index]
+                outcome.failed[flag.flag_id] = f"sns: {item.get('Code')} {item.get('Message', '')}".strip()
+                continue
+            try:
+                if self.ledger:
+                    self.ledger.confirm(flag.flag_id)
+            except Exception as error:
+                # delivered but not remembered: a redelivery may publish it again; subscribers dedupe on flag_id
+                if not is_transient_aws_error(error):
+                    raise
+            outcome.published.append(flag.flag_id)
+
+    def dead_letter(self, letters: Sequence[DeadLetter]) -> dict[str, str]:
+        return self.dead_letters.send(letters) if letters else {}

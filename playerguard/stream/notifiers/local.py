@@ -1,112 +1,21 @@
-"""The notifier port: where flags and dead-lettered records go.
-
-`OutboxNotifier` (local) keeps flags in SQLite under `<home>/outbox.sqlite` with a review status, and
-dead letters in its `rejected` table. `SnsNotifier` (aws) publishes flags with PublishBatch and hands dead
-letters to a sink (SQS queue or S3 prefix, `aws_stores`); with a flag ledger (`aws_stores.DynamoDbFlagLedger`)
-it also enforces the cooldown and never republishes a flag an earlier invocation already delivered.
-
-Both refuse a second copy of a flag_id: the outbox by its primary key, SNS through the ledger (and, for
-FIFO topics, MessageDeduplicationId = flag_id). boto3 is never imported here: AWS adapters take a client.
+"""The local notifier: flags in SQLite under `<home>/outbox.sqlite` with a review status, dead letters in
+its `rejected` table. A flag_id is stored once (its primary key), and the policy's cooldown is enforced on
+insert.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, astuple, dataclass, field
+from dataclasses import astuple, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol
 
 from playerguard.errors import DataError
 from playerguard.inference.flags import Cooldowns, Flag, format_timestamp
-
-SNS_BATCH_LIMIT = 10
-VERDICTS = ("confirmed", "dismissed")
-Claim = Literal["new", "duplicate", "suppressed"]
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """A record that can never be scored, kept with its raw payload and the reason."""
-
-    source: str
-    sequence_number: str
-    partition_key: str
-    data: str
-    reason: str
-    dead_lettered_at: str
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @property
-    def key(self) -> str:
-        """Stable identity of the record: redelivering it dead-letters nothing new."""
-        return hashlib.sha256(f"{self.source}\x1f{self.sequence_number}".encode()).hexdigest()
-
-
-@dataclass
-class PublishOutcome:
-    """What a publish did with each flag_id; `failed` ones should be retried or redelivered."""
-
-    published: list[str] = field(default_factory=list)
-    duplicates: list[str] = field(default_factory=list)
-    suppressed: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
-
-
-def _record_claim(outcome: PublishOutcome, flag_id: str, claim: Claim) -> None:
-    if claim == "new":
-        outcome.published.append(flag_id)
-    elif claim == "duplicate":
-        outcome.duplicates.append(flag_id)
-    elif claim == "suppressed":
-        outcome.suppressed.append(flag_id)
-
-
-class Notifier(Protocol):
-    """Sends flags downstream and keeps dead letters. Implementations: OutboxNotifier, SnsNotifier."""
-
-    def publish(self, flags: Sequence[Flag]) -> PublishOutcome: ...
-
-    def dead_letter(self, letters: Sequence[DeadLetter]) -> dict[str, str]:
-        """Store dead letters; return {sequence_number: reason} for those that could not be stored."""
-        ...
-
-
-_TRANSIENT_CODES = frozenset(
-    {
-        "RequestLimitExceeded",
-        "ServiceUnavailable",
-        "ProvisionedThroughputExceededException",
-        "RequestTimeout",
-        "RequestTimeoutException",
-        "InternalError",
-        "InternalFailure",
-    }
-)
-
-
-def is_transient_aws_error(error: Exception) -> bool:
-    """Throttling, 5xx and connection failures: worth another try. Read off the error, no botocore import."""
-    response = getattr(error, "response", None)
-    if isinstance(response, dict):
-        code = str(response.get("Error", {}).get("Code", ""))
-        status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        return status >= 500 or "Throttl" in code or code in _TRANSIENT_CODES
-    return type(error).__name__ in {
-        "EndpointConnectionError",
-        "ConnectionClosedError",
-        "ReadTimeoutError",
-        "ConnectTimeoutError",
-    } or isinstance(error, (ConnectionError, TimeoutError))
-
-
-# --------------------------------------------------------------------------------------------- local outbox
+from playerguard.stream.notifiers.base import VERDICTS, Claim, DeadLetter, PublishOutcome, record_claim
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS flags (
@@ -197,7 +106,7 @@ class OutboxNotifier:
         try:
             with self._transaction() as db:
                 for flag in sorted(flags, key=lambda f: (f.event_time, f.flag_id)):
-                    _record_claim(outcome, flag.flag_id, self._claim(db, flag))
+                    record_claim(outcome, flag.flag_id, self._claim(db, flag))
         except sqlite3.OperationalError as error:  # locked or busy: the whole transaction rolled back
             return PublishOutcome(failed={flag.flag_id: f"outbox: {error}" for flag in flags})
         return outcome
@@ -322,97 +231,3 @@ class OutboxNotifier:
 
     def count(self) -> int:
         return self._connect().execute("SELECT COUNT(*) FROM flags").fetchone()[0]
-
-
-# --------------------------------------------------------------------------------------------------- AWS
-
-
-class DeadLetterSink(Protocol):
-    def send(self, letters: Sequence[DeadLetter]) -> dict[str, str]: ...
-
-
-class FlagLedger(Protocol):
-    """Cross-invocation memory for a notifier without its own: implemented by DynamoDbFlagLedger."""
-
-    def claim(self, flag: Flag) -> Claim: ...
-
-    def confirm(self, flag_id: str) -> None: ...
-
-
-class SnsNotifier:
-    """Flags to an SNS topic with PublishBatch (≤ 10 per call); dead letters to SQS or S3.
-
-    Attributes model/action/severity let subscribers filter. FIFO topics get MessageGroupId = player_id and
-    MessageDeduplicationId = flag_id. Without a ledger, a redelivered flag is published again with the same
-    flag_id: standard-topic subscribers must dedupe on it (documented in docs/stream.md).
-    """
-
-    def __init__(
-        self, topic_arn: str, client: Any, dead_letters: DeadLetterSink, ledger: FlagLedger | None = None
-    ) -> None:
-        self.topic_arn = topic_arn
-        self.client = client
-        self.dead_letters = dead_letters
-        self.ledger = ledger
-        self.fifo = topic_arn.endswith(".fifo")
-
-    def _entry(self, index: int, flag: Flag) -> dict[str, Any]:
-        entry: dict[str, Any] = {
-            "Id": str(index),
-            "Message": flag.to_json(),
-            "MessageAttributes": {
-                name: {"DataType": "String", "StringValue": value}
-                for name, value in flag.message_attributes().items()
-            },
-        }
-        if self.fifo:
-            entry |= {"MessageGroupId": flag.player_id, "MessageDeduplicationId": flag.flag_id}
-        return entry
-
-    def publish(self, flags: Sequence[Flag]) -> PublishOutcome:
-        outcome = PublishOutcome()
-        ready: list[Flag] = []
-        for flag in sorted(flags, key=lambda f: (f.event_time, f.flag_id)):
-            try:
-                claim = self.ledger.claim(flag) if self.ledger else "new"
-            except Exception as error:
-                if not is_transient_aws_error(error):
-                    raise
-                outcome.failed[flag.flag_id] = f"ledger: {error}"
-                continue
-            if claim == "new":
-                ready.append(flag)  # counted as published once SNS has accepted it
-            else:
-                _record_claim(outcome, flag.flag_id, claim)
-        for start in range(0, len(ready), SNS_BATCH_LIMIT):
-            self._publish_chunk(ready[start : start + SNS_BATCH_LIMIT], outcome)
-        return outcome
-
-    def _publish_chunk(self, chunk: list[Flag], outcome: PublishOutcome) -> None:
-        try:
-            response = self.client.publish_batch(
-                TopicArn=self.topic_arn,
-                PublishBatchRequestEntries=[self._entry(i, f) for i, f in enumerate(chunk)],
-            )
-        except Exception as error:
-            if not is_transient_aws_error(error):
-                raise
-            outcome.failed |= {flag.flag_id: f"sns: {error}" for flag in chunk}
-            return
-        failed_ids = {int(item["Id"]): item for item in response.get("Failed", [])}
-        for index, flag in enumerate(chunk):
-            if index in failed_ids:
-                item = failed_ids[index]
-                outcome.failed[flag.flag_id] = f"sns: {item.get('Code')} {item.get('Message', '')}".strip()
-                continue
-            try:
-                if self.ledger:
-                    self.ledger.confirm(flag.flag_id)
-            except Exception as error:
-                # delivered but not remembered: a redelivery may publish it again; subscribers dedupe on flag_id
-                if not is_transient_aws_error(error):
-                    raise
-            outcome.published.append(flag.flag_id)
-
-    def dead_letter(self, letters: Sequence[DeadLetter]) -> dict[str, str]:
-        return self.dead_letters.send(letters) if letters else {}
