@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-all bench
+.PHONY: setup browser demo test test-all bench
 
 $(BIN)/playerguard: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,15 @@ setup: $(BIN)/playerguard
 demo: setup
 	$(BIN)/playerguard demo
 
-test: setup
+# Headless Chromium and its driver from Debian's packages, for tests/browser (CI starts as root on a fresh
+# machine). Without apt-get, install chromium and chromedriver yourself or the browser tests are skipped.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif command -v apt-get >/dev/null; then apt-get update && apt-get install -y chromium chromium-driver; \
+	else echo "no chromium/chromedriver and no apt-get: tests/browser will be skipped"; fi
+
+test: setup browser
 	$(BIN)/pytest -n 2 --dist loadfile
 
-test-all: setup
+test-all: setup browser
 	$(BIN)/pytest -n 2 --dist loadfile -m ''
