@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -43,6 +44,18 @@ class Settings(BaseSettings):
     endpoint_url: str | None = None
     endpoint_name: str = "playerguard"
     sns_topic_arn: str | None = None
+
+    # Hardening
+    bundle_digest: str | None = Field(
+        default=None,
+        description="sha256 the served bundle's digest must equal (checked on load and on every reload).",
+    )
+    event_time_earliest: datetime = Field(
+        default=datetime(1970, 1, 1, tzinfo=UTC), description="Events before this are rejected."
+    )
+    event_time_max_ahead: timedelta = Field(
+        default=timedelta(days=1), description="Events further than this ahead of the clock are rejected."
+    )
 
     @property
     def lake_dir(self) -> Path:

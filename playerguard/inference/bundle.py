@@ -2,17 +2,23 @@
 (or `model.tar.gz` of it), which the scoring endpoint and the stream load.
 
 Layout: `manifest.json`, `features.yaml`, `policy.yaml`, `models/<name>/...`. The manifest records a
-sha256 per file; `load_bundle` refuses a bundle whose files do not match it.
+sha256 per file and everything that decides a score or an action (thresholds, classes, versions, feature
+set); `load_bundle` refuses a bundle whose files do not match it. The manifest itself is trusted only
+against a digest kept outside the bundle directory: the sha256 of `manifest.json` (`bundle_digest`), given
+to `load_bundle` as `expected_digest` (the `PLAYERGUARD_BUNDLE_DIGEST` setting), so that whoever can write
+the bundle cannot rewrite a threshold and its checksum together.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import hmac
 import json
 import shutil
 import tarfile
 import tempfile
+import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +42,10 @@ MANIFEST_FILE = "manifest.json"
 FEATURES_FILE = "features.yaml"
 POLICY_FILE = "policy.yaml"
 MODELS_DIR = "models"
+MAX_UNPACKED_BYTES = 1 << 30  # a bundle of three models is tens of MB; refuse to unpack over 1 GiB
+MAX_MEMBERS = 10_000
+_PATH_KEYS = ("file", "booster_file")  # keys of saved model state that name a companion file
+_STATE_FILE = "model.json"  # every model class saves its state under this name
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,22 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def bundle_digest(path: Path) -> str:
+    """The digest that pins a bundle directory: sha256 of its manifest.json (which pins every other file)."""
+    return sha256_file(Path(path) / MANIFEST_FILE)
+
+
+def _check_digest(manifest_bytes: bytes, expected: str | None, shown_as: Path) -> None:
+    if expected is None:
+        return
+    actual = hashlib.sha256(manifest_bytes).hexdigest()
+    if not hmac.compare_digest(actual.encode(), expected.strip().lower().encode()):
+        raise DataError(
+            f"{shown_as}: bundle digest {actual[:16]}… is not the expected {expected.strip()[:16]}… "
+            "(PLAYERGUARD_BUNDLE_DIGEST); refusing a bundle that was modified or is not the one deployed"
+        )
 
 
 def _file_hashes(directory: Path) -> dict[str, str]:
@@ -198,11 +224,14 @@ def _verify(directory: Path, manifest: Mapping[str, Any]) -> None:
     for name, entry in manifest["models"].items():
         check_model_name(name)
         expected.update({f"{MODELS_DIR}/{name}/{path}": digest for path, digest in entry["files"].items()})
+    root = directory.resolve()
     for relative, digest in expected.items():
         parts = PurePosixPath(relative)
         if parts.is_absolute() or ".." in parts.parts:
             raise DataError(f"bundle {directory}: manifest lists a path outside the bundle: {relative!r}")
         path = directory / relative
+        if not path.resolve().is_relative_to(root):
+            raise DataError(f"bundle {directory}: {relative} links outside the bundle")
         if not path.is_file():
             raise DataError(f"bundle {directory} is missing {relative}, which its manifest lists")
         if sha256_file(path) != digest:
@@ -216,15 +245,64 @@ def _verify(directory: Path, manifest: Mapping[str, Any]) -> None:
         raise DataError(f"bundle {directory} has a file its manifest does not list: {unexpected[0]}")
 
 
-def _load_directory(directory: Path, shown_as: Path) -> Bundle:
+def _referenced_paths(state: Any) -> Iterable[str]:
+    """Values of the keys in saved model state that name companion files, at any depth."""
+    if isinstance(state, dict):
+        for key, value in state.items():
+            if key in _PATH_KEYS and value is not None:
+                yield value
+            else:
+                yield from _referenced_paths(value)
+    elif isinstance(state, list):
+        for item in state:
+            yield from _referenced_paths(item)
+
+
+def _check_model_paths(model_dir: Path, shown_as: Path) -> None:
+    """Refuse saved model state that points at a file outside its own model directory."""
+    root = model_dir.resolve()
+    state_file = model_dir / _STATE_FILE
     try:
-        manifest = json.loads((directory / MANIFEST_FILE).read_text())
+        state = json.loads(state_file.read_text())
+    except (OSError, ValueError, RecursionError):
+        return  # no readable state: the model's own loader says what is wrong with it
+    for name in _referenced_paths(state):
+        target = PurePosixPath(str(name))
+        if (
+            not isinstance(name, str)
+            or target.is_absolute()
+            or ".." in target.parts
+            or not (model_dir / name).resolve().is_relative_to(root)
+        ):
+            raise DataError(
+                f"{shown_as}: models/{model_dir.name}/{_STATE_FILE} names a file outside its model "
+                f"directory: {str(name)[:100]!r}"
+            )
+
+
+def _load_model_checked(name: str, directory: Path, class_path: str, shown_as: Path) -> ScoringModel:
+    _check_model_paths(directory, shown_as)
+    try:
+        return load_model(name, directory, path=class_path)
+    except zipfile.BadZipFile:
+        raise DataError(
+            f"{shown_as}: a file of model {name} is not the archive its format needs (corrupted)"
+        ) from None
+
+
+def _load_directory(directory: Path, shown_as: Path, expected_digest: str | None = None) -> Bundle:
+    try:
+        manifest_bytes = (directory / MANIFEST_FILE).read_bytes()
     except FileNotFoundError:
         raise DataError(f"{shown_as} is not a model bundle (no {MANIFEST_FILE})") from None
+    _check_digest(manifest_bytes, expected_digest, shown_as)
+    try:
+        manifest = json.loads(manifest_bytes)
     except ValueError as error:
         raise DataError(f"{shown_as}: {MANIFEST_FILE} is not valid JSON ({error})") from None
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise DataError(f"{shown_as}: unsupported bundle format {manifest.get('format_version')!r}")
+    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+        found = manifest.get("format_version") if isinstance(manifest, dict) else None
+        raise DataError(f"{shown_as}: unsupported bundle format {found!r}")
     _verify(directory, manifest)
     models: dict[str, ScoringModel] = {}
     for name, entry in manifest["models"].items():
@@ -235,7 +313,7 @@ def _load_directory(directory: Path, shown_as: Path) -> Bundle:
                 f"{shown_as}: model {name} names class {entry['class']}, expected one of "
                 f"{', '.join(known_class_paths(name))}"
             )
-        models[name] = load_model(name, directory / MODELS_DIR / name, path=entry["class"])
+        models[name] = _load_model_checked(name, directory / MODELS_DIR / name, entry["class"], shown_as)
     policy = Policy.from_yaml(directory / POLICY_FILE)
     _check_policy(policy, {name: entry["threshold"] for name, entry in manifest["models"].items()})
     from playerguard.features.spec import load_feature_set
@@ -244,16 +322,18 @@ def _load_directory(directory: Path, shown_as: Path) -> Bundle:
     return Bundle(path=shown_as, manifest=manifest, models=models, policy=policy, feature_set=feature_set)
 
 
-def load_bundle(path: Path) -> Bundle:
-    """Load and verify a bundle directory or `.tar.gz`; DataError on a missing or tampered file."""
+def load_bundle(path: Path, expected_digest: str | None = None) -> Bundle:
+    """Load and verify a bundle directory or `.tar.gz`; DataError on a missing or tampered file, or when
+    `expected_digest` is given and the manifest's sha256 is not it."""
     path = Path(path)
     if path.is_dir():
-        return _load_directory(path, path)
+        return _load_directory(path, path, expected_digest)
     if not path.is_file():
         raise DataError(f"no model bundle at {path}")
     with tempfile.TemporaryDirectory() as scratch:
         unpack_bundle(path, Path(scratch))
-        return _load_directory(Path(scratch), path)  # models are read into memory before scratch goes
+        # models are read into memory before scratch goes
+        return _load_directory(Path(scratch), path, expected_digest)
 
 
 def _normalised(member: tarfile.TarInfo) -> tarfile.TarInfo:
@@ -291,14 +371,33 @@ def _check_member(member: tarfile.TarInfo, tar: Path) -> None:
         raise DataError(f"{tar}: refusing archive member {member.name!r} (not a regular file or directory)")
 
 
-def unpack_bundle(tar: Path, directory: Path) -> Path:
-    """Extract a bundle tarball into `directory`, refusing absolute paths, '..' and links."""
+def _checked_members(
+    archive: tarfile.TarFile, tar: Path, max_bytes: int, max_members: int
+) -> list[tarfile.TarInfo]:
+    """The members, each checked, refusing the archive before extraction when it holds too many or would
+    unpack to too many bytes (sizes are in the headers, so nothing is written first)."""
+    members: list[tarfile.TarInfo] = []
+    total = 0
+    for member in archive:
+        _check_member(member, tar)
+        members.append(member)
+        total += member.size
+        if len(members) > max_members:
+            raise DataError(f"{tar}: refusing an archive of over {max_members} members")
+        if total > max_bytes:
+            raise DataError(f"{tar}: refusing an archive that unpacks to over {max_bytes:,} bytes")
+    return members
+
+
+def unpack_bundle(
+    tar: Path, directory: Path, *, max_bytes: int = MAX_UNPACKED_BYTES, max_members: int = MAX_MEMBERS
+) -> Path:
+    """Extract a bundle tarball into `directory`, refusing absolute paths, '..', links, and archives over
+    `max_members` members or `max_bytes` unpacked."""
     tar, directory = Path(tar), Path(directory)
     try:
         with tarfile.open(tar, "r:*") as archive:
-            members = archive.getmembers()
-            for member in members:
-                _check_member(member, tar)
+            members = _checked_members(archive, tar, max_bytes, max_members)
             directory.mkdir(parents=True, exist_ok=True)
             archive.extractall(directory, members=members, filter="data")
     except (tarfile.TarError, OSError) as error:

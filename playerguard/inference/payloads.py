@@ -10,8 +10,10 @@ frame (player_id + the bundle's features, float64). JSON takes three shapes:
   feature definitions (one prediction per player, in order of first appearance).
 
 Every feature the models use must be present in a record; `null` (or an empty CSV cell) means undefined
-and reaches the models as NaN, as in training. Unknown extra fields are ignored. A problem raises
-`RequestError` (or a subclass) with the HTTP status and a one-line message naming it.
+and reaches the models as NaN, as in training. Unknown extra fields are ignored. A feature value outside
+the float32 range (|x| >= 3.4e38, what the tree models cannot take) is refused, as is an event attribute
+that large. Player ids are trimmed, as ingest and the stream trim them. A problem raises `RequestError`
+(or a subclass) with the HTTP status and a one-line message naming it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -34,15 +36,22 @@ JSON_TYPE = "application/json"
 CSV_TYPE = "text/csv"
 ACCEPTED_TYPES: tuple[str, ...] = (JSON_TYPE, CSV_TYPE)
 _NUMBER_TYPES = (int, float, type(None))  # bool is deliberately not a number here
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+"""The models compute in float32: a value at or beyond this magnitude cannot be scored."""
+EARLIEST_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_AHEAD = timedelta(days=1)
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Request limits: records per request, body bytes (SageMaker's own cap is 6 MB), events per request."""
+    """Request limits: records per request, body bytes (SageMaker's own cap is 6 MB), events per request,
+    attributes (keys) per event, and seconds to receive the whole body."""
 
     max_records: int = 1000
     max_body_bytes: int = 6 * 1024 * 1024
     max_events: int = 100_000
+    max_attributes: int = 256
+    body_timeout: float = 30.0
 
 
 DEFAULT_LIMITS = Limits()
@@ -71,6 +80,10 @@ class NotAcceptable(RequestError):
 
 class PayloadTooLarge(RequestError):
     status = 413
+
+
+class RequestTimeout(RequestError):
+    status = 408
 
 
 def media_type(header: str | None) -> str:
@@ -108,27 +121,67 @@ class ParsedRequest:
 # ---- JSON ------------------------------------------------------------------------------------------------
 
 
+def shown(value: Any, width: int = 60) -> str:
+    """A short repr for an error message: containers by type, long values cut."""
+    if isinstance(value, dict | list):
+        return f"a JSON {'object' if isinstance(value, dict) else 'array'}"
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"an integer of about {int(value.bit_length() * 0.30103)} digits"
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def normalise_id(value: Any) -> str | None:
+    """An id as every path spells it: a string or integer, trimmed; None when it is not one or is blank."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    if isinstance(value, int) and value.bit_length() > 64:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
 def _player_id(value: Any, where: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int) or str(value).strip() == "":
-        shown = "missing" if value is None else f"{value!r} (not a string)"
-        raise RequestError(f"{where}: player_id is {shown}", "invalid_player_id")
-    return str(value)
+    player = normalise_id(value)
+    if player is None:
+        what = "missing" if value is None else f"{shown(value)} (not a non-blank string)"
+        raise RequestError(f"{where}: player_id is {what}", "invalid_player_id")
+    return player
 
 
 def _numeric_column(values: list[Any], name: str, where: Callable[[int], str]) -> np.ndarray:
     if not all(type(v) in _NUMBER_TYPES for v in values):
         row = next(i for i, v in enumerate(values) if type(v) not in _NUMBER_TYPES)
         raise RequestError(
-            f"{where(row)}: feature {name!r} must be a number or null, got {values[row]!r}", "non_numeric_feature"
+            f"{where(row)}: feature {name!r} must be a number or null, got {shown(values[row])}",
+            "non_numeric_feature",
         )
     try:
         column = np.array(values, dtype="float64")
     except OverflowError:
-        raise RequestError(f"feature {name!r} holds a number too large for a float", "non_numeric_feature") from None
+        row = next(i for i, v in enumerate(values) if isinstance(v, int) and abs(v) >= FLOAT32_MAX)
+        raise RequestError(
+            f"{where(row)}: feature {name!r} is {shown(values[row])}, {_RANGE}", "value_out_of_range"
+        ) from None
     if np.isinf(column).any():
         row = int(np.flatnonzero(np.isinf(column))[0])
         raise RequestError(f"{where(row)}: feature {name!r} is not a finite number", "non_numeric_feature")
     return column
+
+
+_RANGE = f"outside the range the models accept (magnitude under {FLOAT32_MAX:.4g})"
+
+
+def check_range(values: np.ndarray, names: Sequence[str], where: Callable[[int], str]) -> None:
+    """RequestError (`value_out_of_range`) naming the first value of a feature matrix at or beyond float32."""
+    with np.errstate(invalid="ignore"):
+        outside = np.abs(values) >= FLOAT32_MAX
+    if outside.any():
+        row, column = (int(i) for i in np.argwhere(outside)[0])
+        raise RequestError(
+            f"{where(row)}: feature {names[column]!r} is {values[row, column]:.4g}, {_RANGE}",
+            "value_out_of_range",
+        )
 
 
 def _records_columns(
@@ -157,20 +210,33 @@ def _cutoff(value: Any) -> datetime | None:
     if value is None:
         return None
     try:
-        stamp = pd.Timestamp(value) if isinstance(value, str) else None
-    except ValueError:
+        stamp = pd.Timestamp(value) if isinstance(value, str) and len(value) <= 64 else None
+        if stamp is not None and stamp is not pd.NaT:
+            stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+            stamp = stamp.to_pydatetime()
+    except (ValueError, OverflowError):
         stamp = None
     if stamp is None or stamp is pd.NaT:
-        raise RequestError(f"cutoff {value!r} is not an ISO 8601 timestamp", "invalid_cutoff")
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    return stamp.to_pydatetime()
+        raise RequestError(f"cutoff {shown(value)} is not an ISO 8601 timestamp", "invalid_cutoff")
+    latest = datetime.now(UTC) + MAX_AHEAD
+    if not EARLIEST_TIMESTAMP <= stamp <= latest:
+        raise RequestError(
+            f"cutoff {shown(value)} is outside {EARLIEST_TIMESTAMP:%Y-%m-%d} .. {latest:%Y-%m-%d}",
+            "invalid_cutoff",
+        )
+    return stamp
 
 
-def _events_list(value: Any, where: str) -> list[dict[str, Any]]:
+def _events_list(value: Any, where: str, limits: Limits) -> list[dict[str, Any]]:
     if not isinstance(value, list):
         raise RequestError(f"{where} must be a list of event objects", "invalid_events")
     for i, event in enumerate(value):
         _object(event, f"{where}[{i}]")
+        if len(event) > limits.max_attributes:
+            raise RequestError(
+                f"{where}[{i}] has {len(event)} keys, over the limit of {limits.max_attributes} per event",
+                "too_many_attributes",
+            )
     return value
 
 
@@ -192,13 +258,14 @@ def _parse_instances(items: list[Any], names: Sequence[str], limits: Limits) -> 
             flat.append(_object(record["features"], f"record {row} features"))
             flat_rows.append(row)
         else:
-            own = _events_list(record.get("events"), f"record {row} events")
+            own = _events_list(record.get("events"), f"record {row} events", limits)
             if not own:
                 raise RequestError(f"record {row} (player {player}) has neither features nor events", "no_features")
             for event in own:
-                if str(event.get("player_id", player)) != player:
+                if "player_id" in event and normalise_id(event["player_id"]) != player:
                     raise RequestError(
-                        f"record {row}: an event of player {event.get('player_id')!r} is listed under player {player!r}",
+                        f"record {row}: an event of player {shown(event['player_id'])} is listed under player "
+                        f"{player!r}",
                         "invalid_events",
                     )
             events.extend({**event, "player_id": player} for event in own)
@@ -214,26 +281,38 @@ def _parse_instances(items: list[Any], names: Sequence[str], limits: Limits) -> 
 
 
 def _parse_events(document: dict[str, Any], limits: Limits) -> ParsedRequest:
-    events = _events_list(document["events"], "events")
+    events = _events_list(document["events"], "events", limits)
     _check_count(len(events), limits.max_events, "events")
     players: dict[str, None] = {}
+    normalised = []
     for i, event in enumerate(events):
-        players.setdefault(_player_id(event.get("player_id"), f"events[{i}]"), None)
+        player = _player_id(event.get("player_id"), f"events[{i}]")
+        players.setdefault(player, None)
+        normalised.append({**event, "player_id": player})
     _check_count(len(players), limits.max_records, "records")
     player_ids = list(players)
-    return ParsedRequest(player_ids, {}, list(range(len(player_ids))), events, _cutoff(document.get("cutoff")))
+    cutoff = _cutoff(document.get("cutoff"))
+    return ParsedRequest(player_ids, {}, list(range(len(player_ids))), normalised, cutoff)
 
 
-def parse_json(body: bytes | str, names: Sequence[str], limits: Limits) -> ParsedRequest:
-    """A JSON body (any of the three shapes in the module docstring) → ParsedRequest."""
+def _load_json(body: bytes | str) -> Any:
     try:
-        document = json.loads(body)
+        return json.loads(body)
     except UnicodeDecodeError:
         raise RequestError("request body is not UTF-8 text", "malformed_json") from None
     except json.JSONDecodeError as error:
         raise RequestError(
             f"malformed JSON: {error.msg} at line {error.lineno} column {error.colno}", "malformed_json"
         ) from None
+    except RecursionError:
+        raise RequestError("malformed JSON: nested too deeply", "malformed_json") from None
+    except ValueError as error:  # an integer literal over Python's digit limit
+        raise RequestError(f"malformed JSON: {str(error).split(':')[0]}", "malformed_json") from None
+
+
+def parse_json(body: bytes | str, names: Sequence[str], limits: Limits) -> ParsedRequest:
+    """A JSON body (any of the three shapes in the module docstring) → ParsedRequest."""
+    document = _load_json(body)
     if isinstance(document, list):
         return _parse_instances(document, names, limits)
     if isinstance(document, dict) and "instances" in document:
@@ -266,7 +345,7 @@ def _csv_column(cells: list[str], name: str, lines: list[int]) -> np.ndarray:
             except ValueError:
                 pass
             raise RequestError(
-                f"CSV line {lines[i]}: feature {name!r} must be a finite number or empty, got {cells[i]!r}",
+                f"CSV line {lines[i]}: feature {name!r} must be a finite number or empty, got {shown(cells[i])}",
                 "non_numeric_feature",
             )
     return column
@@ -348,6 +427,7 @@ def feature_matrix(parsed: ParsedRequest, names: Sequence[str], featurize: Event
     values = np.empty((rows, len(names)), dtype="float64")
     for j, name in enumerate(names):
         values[:, j] = parsed.columns.get(name, missing)
+    check_range(values, names, lambda row: f"record {row} (player {parsed.player_ids[row]})")
     if not parsed.from_events:
         return values
     if featurize is None:
@@ -360,6 +440,7 @@ def feature_matrix(parsed: ParsedRequest, names: Sequence[str], featurize: Event
     values[parsed.from_events] = computed.reindex(index=wanted, columns=list(names)).to_numpy(
         dtype="float64", na_value=np.nan
     )
+    check_range(values, names, lambda row: f"player {parsed.player_ids[row]} (features from its events)")
     return values
 
 

@@ -28,6 +28,7 @@ from playerguard.features.spec import NUMERIC_KINDS, FeatureSet, load_feature_se
 from playerguard.inference.bundle import FEATURES_FILE, Bundle, load_bundle, unpack_bundle
 from playerguard.inference.payloads import (
     DEFAULT_LIMITS,
+    FLOAT32_MAX,
     JSON_TYPE,
     Limits,
     RequestError,
@@ -81,6 +82,22 @@ class _FrameEngine:
         return self._cursor.execute(transpile_to_duckdb(sql), list(params)).df()
 
 
+def _check_attribute_range(valid: pd.DataFrame, attribute_types: dict[str, str]) -> None:
+    """A number attribute at or beyond float32 range is invalid input (features made from it would be too)."""
+    for name, kind in attribute_types.items():
+        if kind != NUMBER or name not in valid:
+            continue
+        column = valid[name].to_numpy(dtype="float64", na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            outside = np.flatnonzero(np.abs(column) >= FLOAT32_MAX)
+        if len(outside):
+            raise RequestError(
+                f"events[{outside[0]}]: attribute {name!r} is {column[outside[0]]:.4g}, outside the range the "
+                f"models accept (magnitude under {FLOAT32_MAX:.4g})",
+                "value_out_of_range",
+            )
+
+
 class EventsFeaturizer:
     """Raw events → features with a bundle's feature definitions: `build_features` over an in-memory table,
     so a request computes exactly what training computed from the lake.
@@ -127,6 +144,7 @@ class EventsFeaturizer:
                 "invalid_events",
             )
         valid = conformed.valid
+        _check_attribute_range(valid, conformed.attribute_types)
         valid["event_timestamp"] = valid["event_timestamp"].dt.tz_convert("UTC").dt.tz_localize(None)
         types = {**ENVELOPE_TYPES, PARTITION_COLUMN: STRING, **conformed.attribute_types}
         for name, kind in self._kinds.items():
@@ -183,8 +201,8 @@ class ServingBundle:
         }
 
 
-def _serving(directory: Path, shown_as: Path) -> ServingBundle:
-    bundle = replace(load_bundle(directory), path=shown_as)
+def _serving(directory: Path, shown_as: Path, expected_digest: str | None) -> ServingBundle:
+    bundle = replace(load_bundle(directory, expected_digest), path=shown_as)
     feature_set = load_feature_set(directory / FEATURES_FILE)
     if feature_set.hash != bundle.feature_set_hash:
         raise DataError(f"{shown_as}: {FEATURES_FILE} does not match the feature set hash in its manifest")
@@ -192,16 +210,17 @@ def _serving(directory: Path, shown_as: Path) -> ServingBundle:
     return ServingBundle(bundle, model_feature_names(bundle.models.values()), EventsFeaturizer(feature_set), loaded_at)
 
 
-def load_serving_bundle(path: Path | str) -> ServingBundle:
-    """Load and verify a bundle directory or `model.tar.gz` for serving; DataError if it is unusable."""
+def load_serving_bundle(path: Path | str, expected_digest: str | None = None) -> ServingBundle:
+    """Load and verify a bundle directory or `model.tar.gz` for serving; DataError if it is unusable or, with
+    `expected_digest`, not the bundle that digest pins (`bundle.bundle_digest`)."""
     path = Path(path)
     if path.is_dir():
-        return _serving(path, path)
+        return _serving(path, path, expected_digest)
     if not path.is_file():
         raise DataError(f"no model bundle at {path}")
     with TemporaryDirectory() as scratch:
         unpack_bundle(path, Path(scratch))
-        return _serving(Path(scratch), path)
+        return _serving(Path(scratch), path, expected_digest)
 
 
 def score_request(
@@ -247,8 +266,11 @@ class Invocation:
 
 
 def model_fn(model_dir: str) -> ServingBundle:
-    """SageMaker: load the bundle unpacked from model.tar.gz."""
-    return load_serving_bundle(Path(model_dir))
+    """SageMaker: load the bundle unpacked from model.tar.gz, checked against PLAYERGUARD_BUNDLE_DIGEST when
+    the endpoint's environment sets it."""
+    from playerguard.settings import Settings
+
+    return load_serving_bundle(Path(model_dir), Settings().bundle_digest)
 
 
 def input_fn(input_data: bytes | str, content_type: str | None) -> Invocation | RequestError:

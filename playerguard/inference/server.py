@@ -5,15 +5,23 @@ endpoint_url=...)` is one client for this server and for SageMaker.
 Uvicorn + Starlette: requests are parsed, scored and encoded in a worker thread (`score_request`, the same
 function the SageMaker handlers call), so /ping stays responsive while a batch is scored; the answer's
 `Server-Timing` header says how long scoring and encoding took. The bundle sits
-in a `BundleHolder`; `POST /admin/reload` (loopback clients only) and SIGHUP build the new bundle first and
-then swap one reference, so a request in flight finishes on the bundle it started with.
+in a `BundleHolder`; `POST /admin/reload` (loopback clients only, with a loopback Host and no foreign Origin,
+so a web page cannot trigger it) and SIGHUP build the new bundle first and then swap one reference, so a
+request in flight finishes on the bundle it started with. With `PLAYERGUARD_BUNDLE_DIGEST` set, a bundle
+whose manifest is not the pinned one is refused on load and on reload.
+
+Stalled clients are shed: request headers must arrive within `header_timeout` seconds and the body within
+`Limits.body_timeout` (else 408 and the connection is closed), idle kept-alive connections close after
+`keep_alive` seconds, and over `max_connections` open connections new requests get 503.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import signal
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -25,17 +33,18 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from playerguard.errors import PlayerguardError
+from playerguard.errors import ConfigError, PlayerguardError
 from playerguard.inference.payloads import (
     DEFAULT_LIMITS,
     JSON_TYPE,
     Limits,
     PayloadTooLarge,
     RequestError,
+    RequestTimeout,
     check_accept,
     check_body_size,
     encode_error,
@@ -94,9 +103,14 @@ class BundleSource:
     feature_set: str = "default"
 
     def load(self) -> ServingBundle:
+        """The bundle, checked against `settings.bundle_digest` when set; a bundle built from the registry is
+        otherwise checked against the digest it had when built."""
         if self.path is not None:
-            return load_serving_bundle(self.path)
-        return load_serving_bundle(build_registry_bundle(self.settings, self.feature_set))
+            return load_serving_bundle(self.path, self.settings.bundle_digest)
+        from playerguard.inference.bundle import bundle_digest
+
+        built = build_registry_bundle(self.settings, self.feature_set)
+        return load_serving_bundle(built, self.settings.bundle_digest or bundle_digest(built))
 
 
 def build_registry_bundle(settings: Settings, feature_set: str = "default") -> Path:
@@ -144,11 +158,20 @@ async def _read_body(request: Request, limits: Limits) -> bytes:
     if declared is not None and declared.isdigit():
         check_body_size(int(declared), limits)  # refuse before reading a byte
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limits.max_body_bytes:
-            raise PayloadTooLarge(f"request body is over the limit of {limits.max_body_bytes} bytes", "body_too_large")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(limits.body_timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limits.max_body_bytes:
+                    raise PayloadTooLarge(
+                        f"request body is over the limit of {limits.max_body_bytes} bytes", "body_too_large"
+                    )
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeout(
+            f"request body not received within {limits.body_timeout:g} s ({size} bytes arrived)",
+            "request_timeout",
+        ) from None
     return b"".join(chunks)
 
 
@@ -162,11 +185,49 @@ def _score(served: ServingBundle, body: bytes, content_type: str | None, limits:
     return encoded, timing
 
 
-def _is_loopback(request: Request) -> bool:
+def _is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
     try:
-        return request.client is not None and ipaddress.ip_address(request.client.host).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def _is_loopback(request: Request) -> bool:
+    return request.client is not None and _is_loopback_host(request.client.host)
+
+
+def _client(request: Request) -> str:
+    return f"{request.client.host}:{request.client.port}" if request.client else "unknown"
+
+
+def _admin_refusal(request: Request) -> str | None:
+    """Why an admin request is refused, or None: it must come from this machine, name this machine as its
+    Host (no DNS rebinding) and carry no Origin of another site (no cross-origin request from a browser)."""
+    from urllib.parse import urlsplit
+
+    if not _is_loopback(request):
+        return "reload is allowed from this machine (loopback) only"
+    named = request.headers.get("host")
+    if named is not None:  # browsers always send one; a client without one cannot be a rebound page
+        try:
+            host = urlsplit(f"//{named}").hostname
+        except ValueError:
+            host = None
+        if not _is_loopback_host(host):
+            return f"reload needs a loopback Host header, got {named[:100]!r}"
+    origin = request.headers.get("origin")
+    if origin is not None:
+        try:
+            origin_host = urlsplit(origin).hostname
+        except ValueError:
+            origin_host = None
+        if not _is_loopback_host(origin_host):
+            return f"reload refuses cross-origin requests (Origin {origin[:100]!r})"
+    return None
 
 
 # ---- the app -----------------------------------------------------------------------------------------------
@@ -194,15 +255,22 @@ def create_app(holder: BundleHolder, limits: Limits = DEFAULT_LIMITS) -> Starlet
             content_type = request.headers.get("content-type")
             result, timing = await run_in_threadpool(_score, served, body, content_type, limits)
         except RequestError as error:
-            return _error(error, runtime_api)
+            response = _error(error, runtime_api)
+            if error.status == 408:  # the rest of the body may still come: this connection is done
+                response.headers["connection"] = "close"
+            return response
+        except ClientDisconnect:
+            log.info("client %s disconnected before sending the whole request", _client(request))
+            return Response(status_code=499)
         except Exception:
             log.exception("scoring failed")
             return _json(500, "internal_error", "scoring failed inside the server; see the server log")
         return Response(result, media_type=JSON_TYPE, headers={"Server-Timing": timing})
 
     async def reload(request: Request) -> Response:
-        if not _is_loopback(request):
-            return _json(403, "forbidden", "reload is allowed from this machine (loopback) only")
+        refusal = _admin_refusal(request)
+        if refusal is not None:
+            return _json(403, "forbidden", refusal)
         try:
             served = await run_in_threadpool(holder.reload)
         except PlayerguardError as error:
@@ -241,6 +309,48 @@ def create_app(holder: BundleHolder, limits: Limits = DEFAULT_LIMITS) -> Starlet
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error}, lifespan=lifespan)
 
 
+def bind_listener(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything says it is serving; a port in use is a ConfigError."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as error:
+        listener.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    listener.listen(2048)
+    return listener
+
+
+def server_config(
+    app: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    log_level: str = "info",
+    header_timeout: float = 10.0,
+    keep_alive: float = 5.0,
+    max_connections: int = 1000,
+) -> Any:
+    """The uvicorn configuration that sheds stalled clients (see the module docstring)."""
+    import uvicorn
+
+    from playerguard.inference.connections import guarded_protocol
+
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+        http=guarded_protocol(header_timeout),
+        timeout_keep_alive=keep_alive,
+        limit_concurrency=max_connections,
+    )
+
+
 def serve(
     source: BundleSource,
     *,
@@ -255,10 +365,8 @@ def serve(
 
     holder = BundleHolder(source.load)
     served = holder.reload()
+    listener = bind_listener(host, port)
     if on_ready is not None:
         on_ready({"url": f"http://{host}:{port}", **served.describe()})
-    config = uvicorn.Config(
-        create_app(holder, limits), host=host, port=port, log_level=log_level, access_log=False,
-        timeout_graceful_shutdown=30,
-    )
-    uvicorn.Server(config).run()
+    config = server_config(create_app(holder, limits), host=host, port=port, log_level=log_level)
+    uvicorn.Server(config).run(sockets=[listener])

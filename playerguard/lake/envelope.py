@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 
 import numpy as np
@@ -22,6 +24,7 @@ from playerguard.lake.event_ids import derive_event_id
 from playerguard.lake.parsing import (
     NUMBER,
     STRING,
+    UTC_MICROS,
     attribute_kind,
     parse_numbers,
     parse_timestamps,
@@ -30,6 +33,7 @@ from playerguard.lake.parsing import (
 
 __all__ = [
     "ENVELOPE_COLUMNS",
+    "ENVELOPE_DEFAULTS",
     "ENVELOPE_SCHEMA",
     "NULLABLE_COLUMNS",
     "NUMBER",
@@ -39,6 +43,7 @@ __all__ = [
     "RESERVED_NAMES",
     "STRING",
     "Conformed",
+    "TimeRange",
     "arrow_type",
     "attribute_columns",
     "check_identifier",
@@ -58,6 +63,8 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
     "platform",
 )
 NULLABLE_COLUMNS: tuple[str, ...] = ("session_id", "app_version")
+ENVELOPE_DEFAULTS: dict[str, str] = {"game_id": "default", "platform": "unknown"}
+"""Required envelope columns a source may leave out, and the value every row then gets."""
 ENVELOPE_COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + NULLABLE_COLUMNS
 PARTITION_COLUMN = "event_date"
 RESERVED_NAMES = frozenset(ENVELOPE_COLUMNS) | {PARTITION_COLUMN}
@@ -140,7 +147,7 @@ def _as_table(rows: pd.DataFrame | pa.Table) -> pa.Table:
         column = rows[name]
         try:
             arrays[str(name)] = pa.array(column, from_pandas=True)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):  # mixed types, or an int beyond 64 bits
             arrays[str(name)] = pa.array([_text_of(v) for v in column], pa.string())
     return pa.table(arrays)
 
@@ -177,14 +184,52 @@ def _blank_to_null(text: pa.Array) -> pa.Array:
     return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
 
 
-def _rejected_rows(raw: pa.Table, reasons: _Reasons, first_row: int) -> pa.Table:
+@dataclass(frozen=True)
+class TimeRange:
+    """The event timestamps the lake accepts: from `earliest` to `max_ahead` past the clock (clock skew).
+
+    A timestamp outside it (year 0, a seconds/milliseconds mix-up) would make a partition no tool can read.
+    """
+
+    earliest: datetime = datetime(1970, 1, 1, tzinfo=UTC)
+    max_ahead: timedelta = timedelta(days=1)
+
+    def outside(self, stamps: pa.Array, now: datetime | None = None) -> tuple[np.ndarray, str]:
+        """A mask of the timestamps outside the range, and the reason a rejected row records."""
+        latest = (now or datetime.now(UTC)) + self.max_ahead
+        low, high = pa.scalar(self.earliest, UTC_MICROS), pa.scalar(latest, UTC_MICROS)
+        mask = pc.or_(pc.less(stamps, low), pc.greater(stamps, high))
+        reason = (
+            f"event_timestamp out of range: before {self.earliest:%Y-%m-%d} or more than "
+            f"{self.max_ahead.total_seconds() / 3600:g} h ahead of the clock"
+        )
+        return np.asarray(pc.fill_null(mask, False), dtype=bool), reason
+
+
+def _row_numbers(
+    positions: np.ndarray, first_row: int, row_numbers: Callable[[], np.ndarray | None] | None
+) -> np.ndarray:
+    numbers = row_numbers() if row_numbers is not None else None
+    return numbers[positions] if numbers is not None else positions + first_row + 1
+
+
+def _rejected_rows(
+    raw: pa.Table,
+    reasons: _Reasons,
+    first_row: int,
+    row_numbers: Callable[[], np.ndarray | None] | None = None,
+) -> pa.Table:
     positions = np.flatnonzero(~reasons.valid)
     if len(positions) == 0:
         return REJECTED_ROWS_SCHEMA.empty_table()
-    records = raw.take(pa.array(positions)).to_pylist()
+    taken = raw.take(pa.array(positions))
+    for i, column in enumerate(taken.columns):  # a year-0 timestamp has no Python datetime: keep it as text
+        if pa.types.is_timestamp(column.type) or pa.types.is_date(column.type):
+            taken = taken.set_column(i, taken.field(i).name, pc.cast(column, pa.string()))
+    records = taken.to_pylist()
     return pa.table(
         {
-            "row_number": pa.array(positions + first_row + 1, pa.int64()),
+            "row_number": pa.array(_row_numbers(positions, first_row, row_numbers), pa.int64()),
             "row": pa.array([json.dumps(r, default=str, ensure_ascii=False) for r in records], pa.string()),
             "reason": pa.array([reasons.texts[c] for c in reasons.code[positions]], pa.string()),
         },
@@ -200,6 +245,8 @@ def conform(
     timestamp_format: str | None = None,
     raw: pa.Table | None = None,
     first_row: int = 0,
+    time_range: TimeRange | None = None,
+    row_numbers: Callable[[], np.ndarray | None] | None = None,
 ) -> Conformed:
     """Type the envelope and attributes of `rows`, splitting off the rows that break a rule.
 
@@ -207,14 +254,18 @@ def conform(
     already knows (`known_types`) keeps its type; a new one is inferred (`parsing.attribute_kind`); a new
     column with no value in this batch is left out, so a later batch decides its type. `event_id` is derived
     from the row's content where missing. `raw` (default `rows`) is what a rejected row records; `source`
-    names the input in errors; `first_row` offsets row numbers when a file arrives in batches.
+    names the input in errors; `first_row` offsets row numbers when a file arrives in batches, unless
+    `row_numbers` gives the source line of each row (asked only when a row is rejected). A timestamp outside
+    `time_range` (default: 1970 to a day from now) rejects its row.
     """
     known_types = dict(known_types or {})
     table = _as_table(rows)
     raw = table if raw is None else raw
     where = f" in {source}" if source else ""
     for name in REQUIRED_COLUMNS[1:]:
-        if name not in table.column_names:
+        if name in ENVELOPE_DEFAULTS and name not in table.column_names:
+            table = table.append_column(name, pa.repeat(pa.scalar(ENVELOPE_DEFAULTS[name]), table.num_rows))
+        elif name not in table.column_names:
             raise ConfigError(f"missing envelope column {name!r}{where}")
     reasons = _Reasons(table.num_rows)
     columns: dict[str, pa.Array] = {}
@@ -226,6 +277,7 @@ def conform(
     stamps, unparseable = parse_timestamps(table.column("event_timestamp"), timestamp_format)
     reasons.add(np.asarray(pc.is_null(stamps)) & ~unparseable, "missing event_timestamp")
     reasons.add(unparseable, "unparseable event_timestamp")
+    reasons.add(*(time_range or TimeRange()).outside(stamps))
     columns["event_timestamp"] = stamps
     for name in ("event_id", *NULLABLE_COLUMNS):
         if name in table.column_names:
@@ -259,7 +311,7 @@ def conform(
             0, "event_id", ids if derived.all() else pc.coalesce(valid.column("event_id"), ids)
         )
     valid = valid.append_column(PARTITION_COLUMN, _event_dates(valid.column("event_timestamp")))
-    return Conformed(valid, _rejected_rows(raw, reasons, first_row), types, derived)
+    return Conformed(valid, _rejected_rows(raw, reasons, first_row, row_numbers), types, derived)
 
 
 def conformed_table(table: pa.Table) -> Conformed:

@@ -14,12 +14,13 @@ import dataclasses
 import gzip
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.json as pjson
@@ -28,8 +29,15 @@ import pyarrow.parquet as pq
 from playerguard.backends import backend_for
 from playerguard.errors import ConfigError, DataError
 from playerguard.lake.base import EventLake
-from playerguard.lake.envelope import REJECTED_ROWS_SCHEMA, Conformed, conform
+from playerguard.lake.envelope import REJECTED_ROWS_SCHEMA, Conformed, TimeRange, conform
 from playerguard.lake.mapping import ColumnPlan, Mapping, load_mapping, plan_columns
+from playerguard.lake.source_lines import (
+    csv_row_lines,
+    newline_count,
+    nonblank_lines,
+    split_swallowed_row,
+    valid_row_lines,
+)
 from playerguard.settings import Settings
 
 BLOCK_BYTES = 64 << 20
@@ -58,10 +66,12 @@ class IngestResult:
 
 @dataclass(frozen=True)
 class SourceBatch:
-    """Rows read from a file (source columns) and rows that could not be parsed at all."""
+    """Rows read from a file (source columns) and rows that could not be parsed at all. `row_numbers`, when
+    the file has lines, works out the line each row starts on (called only if a row is rejected)."""
 
     rows: pa.Table
     unparsed: pa.Table
+    row_numbers: Callable[[], np.ndarray | None] | None = None
 
 
 def file_format(path: Path) -> str:
@@ -128,14 +138,14 @@ def _csv_blocks(path: Path, block_bytes: int) -> Iterator[memoryview]:
 
 
 def _csv_batches(path: Path, columns: list[str], block_bytes: int) -> Iterator[SourceBatch]:
-    """Each block parsed by pyarrow (in parallel within the block); the header is the first block's first row."""
+    """Each block parsed by pyarrow (in parallel within the block); the header is the first block's first row.
+    A malformed row that spans lines (an unterminated quote) is read again line by line."""
+    first_line = 1
     for index, block in enumerate(_csv_blocks(path, block_bytes)):
-        texts: list[str] = []
-        reasons: list[str] = []
+        invalid: list[pcsv.InvalidRow] = []
 
-        def keep_aside(row: pcsv.InvalidRow, texts: list[str] = texts, reasons: list[str] = reasons) -> str:
-            texts.append(row.text)
-            reasons.append(f"malformed CSV row: {row.actual_columns} fields, expected {row.expected_columns}")
+        def keep_aside(row: pcsv.InvalidRow, invalid: list[pcsv.InvalidRow] = invalid) -> str:
+            invalid.append(row)
             return "skip"
 
         rows = pcsv.read_csv(
@@ -152,7 +162,58 @@ def _csv_batches(path: Path, columns: list[str], block_bytes: int) -> Iterator[S
                 quoted_strings_can_be_null=False,
             ),
         )
-        yield SourceBatch(rows, _unparsed(texts, reasons))
+        yield _csv_batch(rows, invalid, block, first_line, header=index == 0)
+        first_line += newline_count(block)
+
+
+def _csv_batch(
+    rows: pa.Table, invalid: list[pcsv.InvalidRow], block: memoryview, first_line: int, *, header: bool
+) -> SourceBatch:
+    """The rows of a block, its malformed rows with their lines, and rows rescued from a swallowing quote."""
+    if not invalid:
+        return SourceBatch(
+            rows, _unparsed([], []), lambda: _kept_lines(block, first_line, header, rows.num_rows)
+        )
+    row_lines = csv_row_lines(block, first_line)
+    numbers = [r.number for r in invalid]
+    lines = [int(row_lines[n - 1]) if n and n <= len(row_lines) else None for n in numbers]
+    kept = valid_row_lines(row_lines, numbers, header) if None not in numbers else None
+    kept = kept if kept is not None and len(kept) == rows.num_rows else None
+    texts, reasons, bad_lines = [], [], []
+    rescued: list[list[str]] = []
+    rescued_lines: list[int] = []
+    for row, line in zip(invalid, lines, strict=True):
+        if "\n" in row.text and line is not None:
+            good, offsets, bad = split_swallowed_row(row.text, row.expected_columns)
+            rescued += good
+            rescued_lines += [line + offset for offset in offsets]
+            for offset, text, reason in bad:
+                texts.append(text)
+                reasons.append(reason)
+                bad_lines.append(line + offset)
+            continue
+        texts.append(row.text)
+        reasons.append(f"malformed CSV row: {row.actual_columns} fields, expected {row.expected_columns}")
+        bad_lines.append(line)
+    if rescued:
+        extra = pa.table(
+            {
+                name: pa.array([cells[i] or None for cells in rescued], pa.string())
+                for i, name in enumerate(rows.column_names)
+            }
+        )
+        rows = pa.concat_tables([rows, extra.cast(rows.schema)])
+    numbering = None
+    if kept is not None:
+        every = np.concatenate([kept, np.array(rescued_lines, dtype=np.int64)])
+        numbering = lambda: every
+    return SourceBatch(rows, _unparsed(texts, reasons, bad_lines), numbering)
+
+
+def _kept_lines(block: memoryview, first_line: int, header: bool, count: int) -> np.ndarray | None:
+    """The line of each row the reader kept; None when stray quote marks leave the lines unclear."""
+    kept = valid_row_lines(csv_row_lines(block, first_line), [], header)
+    return kept if kept is not None and len(kept) == count else None
 
 
 def _prefetched(batches: Iterator[SourceBatch]) -> Iterator[SourceBatch]:
@@ -197,10 +258,13 @@ def _check_json_lines(path: Path) -> None:
 def _json_batch(block: bytes, first_line: int) -> SourceBatch:
     try:
         rows = pjson.read_json(io.BytesIO(block), read_options=pjson.ReadOptions(block_size=len(block) + 1))
-        return SourceBatch(rows, REJECTED_ROWS_SCHEMA.empty_table())
+        return SourceBatch(
+            rows, REJECTED_ROWS_SCHEMA.empty_table(), lambda: nonblank_lines(block, first_line)
+        )
     except pa.ArrowInvalid:
         pass  # mixed types in a column, or a bad line: sort it out line by line
     records: list[dict] = []
+    record_lines: list[int] = []
     bad_texts: list[str] = []
     bad_lines: list[int | None] = []
     for offset, line in enumerate(block.split(b"\n")):
@@ -208,15 +272,17 @@ def _json_batch(block: bytes, first_line: int) -> SourceBatch:
             continue
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             record = None
         if isinstance(record, dict):
             records.append(record)
+            record_lines.append(first_line + offset)
         else:
             bad_texts.append(line.decode("utf-8", errors="replace"))
             bad_lines.append(first_line + offset)
     reasons = ["malformed JSON line (not a JSON object)"] * len(bad_texts)
-    return SourceBatch(_records_table(records), _unparsed(bad_texts, reasons, bad_lines))
+    numbers = np.array(record_lines, dtype=np.int64)
+    return SourceBatch(_records_table(records), _unparsed(bad_texts, reasons, bad_lines), lambda: numbers)
 
 
 def _records_table(records: list[dict]) -> pa.Table:
@@ -273,9 +339,14 @@ def _check_not_all_rejected(path: Path, rows: int, conformed: Conformed) -> None
 
 
 def ingest_file(
-    lake: EventLake, path: Path, mapping: Mapping, *, block_bytes: int = BLOCK_BYTES
+    lake: EventLake,
+    path: Path,
+    mapping: Mapping,
+    *,
+    block_bytes: int = BLOCK_BYTES,
+    time_range: TimeRange | None = None,
 ) -> IngestResult:
-    """Ingest one file as one atomic, idempotent append."""
+    """Ingest one file as one atomic, idempotent append (rows outside `time_range` are rejected)."""
     path = Path(path)
     kind = file_format(path)
     known = lake.attribute_types()
@@ -296,7 +367,7 @@ def ingest_file(
             _check_json_lines(path)
             plan = None
             batches = (_json_batch(block, line) for block, line in _json_blocks(path, block_bytes))
-    return _ingest_batches(lake, path, mapping, plan, _read_checked(path, _prefetched(batches)))
+    return _ingest_batches(lake, path, mapping, plan, _read_checked(path, _prefetched(batches)), time_range)
 
 
 @contextmanager
@@ -318,7 +389,12 @@ def _read_checked(path: Path, batches: Iterator[SourceBatch]) -> Iterator[Source
 
 
 def _ingest_batches(
-    lake: EventLake, path: Path, mapping: Mapping, plan: ColumnPlan | None, batches: Iterator[SourceBatch]
+    lake: EventLake,
+    path: Path,
+    mapping: Mapping,
+    plan: ColumnPlan | None,
+    batches: Iterator[SourceBatch],
+    time_range: TimeRange | None = None,
 ) -> IngestResult:
     rows_read = parsed = 0
     never_seen = set(mapping.columns.values())
@@ -334,6 +410,8 @@ def _ingest_batches(
                 timestamp_format=mapping.timestamp_format,
                 raw=batch.rows,
                 first_row=parsed,
+                time_range=time_range,
+                row_numbers=batch.row_numbers,
             )
             if parsed == 0:
                 _check_not_all_rejected(path, batch.rows.num_rows, conformed)
@@ -370,4 +448,5 @@ def ingest(
         if not Path(path).is_file():
             raise DataError(f"{path}: no such file")
     lake = lake or backend_for(settings).lake()
-    return [ingest_file(lake, Path(path), mapping) for path in paths]
+    time_range = TimeRange(settings.event_time_earliest, settings.event_time_max_ahead)
+    return [ingest_file(lake, Path(path), mapping, time_range=time_range) for path in paths]

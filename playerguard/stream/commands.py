@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from playerguard.command_options import HomeOption, settings_for
 from playerguard.errors import DataError
 from playerguard.settings import Settings
 from playerguard.stream.notifiers.base import VERDICTS
@@ -69,6 +70,7 @@ def replay_command(
         str | None,
         typer.Option(help="Rebuild it more often: every 6h, 1h... (a divisor of a day; implies the above)."),
     ] = None,
+    home: HomeOption = None,
 ) -> None:
     """Replay lake events as Kinesis batches through the stream handler, flags into the local outbox.
 
@@ -78,7 +80,7 @@ def replay_command(
     from playerguard.stream.replay import replay
 
     summary = replay(
-        Settings(),
+        settings_for(home),
         start.date(),
         end.date(),
         rate=parse_rate(rate),
@@ -92,7 +94,7 @@ def replay_command(
 
 
 def _refresh_interval(refresh_snapshot: bool, every: str | None) -> timedelta | None:
-    from playerguard.features.spec import parse_duration
+    from playerguard.durations import parse_duration
 
     if every is not None:
         return parse_duration(every, "--refresh-every")
@@ -100,23 +102,37 @@ def _refresh_interval(refresh_snapshot: bool, every: str | None) -> timedelta | 
 
 
 def export_review_labels(outbox: OutboxNotifier, home: Path) -> Path:
-    """Rewrite `<home>/labels/review_verdicts.parquet` from the outbox's inhuman-play verdicts."""
+    """Rewrite `<home>/labels/review_verdicts.parquet` from the outbox's inhuman-play verdicts.
+
+    Writers take a lock and read the verdicts under it, so the file always ends with the latest ones; each
+    writes its own temporary file and renames it into place, so readers never see a half-written one.
+    """
+    import tempfile
+
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    verdicts = outbox.verdicts(LABELLED_MODEL)
-    table = pa.table(
-        {
-            "player_id": pa.array([player for player, _ in verdicts], pa.string()),
-            "label": pa.array([label for _, label in verdicts], pa.int8()),
-            "source": pa.array(["review"] * len(verdicts), pa.string()),
-        }
-    )
+    from playerguard.stream.notifiers.local import exclusive_lock
+
     path = Path(home) / "labels" / LABELS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    staged = path.with_suffix(".parquet.tmp")
-    pq.write_table(table, staged)
-    os.replace(staged, path)  # readers never see a half-written label file
+    with exclusive_lock(path.with_suffix(".lock")):
+        verdicts = outbox.verdicts(LABELLED_MODEL)
+        table = pa.table(
+            {
+                "player_id": pa.array([player for player, _ in verdicts], pa.string()),
+                "label": pa.array([label for _, label in verdicts], pa.int8()),
+                "source": pa.array(["review"] * len(verdicts), pa.string()),
+            }
+        )
+        handle, staged = tempfile.mkstemp(prefix=f".{LABELS_FILE}.", suffix=".tmp", dir=path.parent)
+        os.close(handle)
+        try:
+            pq.write_table(table, staged)
+            os.replace(staged, path)
+        except BaseException:
+            Path(staged).unlink(missing_ok=True)
+            raise
     return path
 
 
@@ -132,11 +148,12 @@ def list_command(
     status: Annotated[str | None, typer.Option(help="pending, confirmed or dismissed.")] = None,
     model: Annotated[str | None, typer.Option(help="inhuman_play, churn or purchase.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest event first.")] = 50,
+    home: HomeOption = None,
 ) -> None:
     """List flags in the review queue (ids shortened to 12 characters; `show` and `review` take a prefix)."""
     if status is not None and status not in ("pending", *VERDICTS):
         raise DataError(f"--status must be pending, confirmed or dismissed, got {status!r}")
-    entries = _outbox(Settings()).entries(status=status, model=model, limit=limit)
+    entries = _outbox(settings_for(home)).entries(status=status, model=model, limit=limit)
     typer.echo(
         f"{'flag':12}  {'event time':19}  {'player':16}  {'model':12}  {'action':15}  {'severity':8}  "
         f"{'score':>5}  status"
@@ -153,9 +170,10 @@ def list_command(
 @flags_app.command("show")
 def show_command(
     flag_id: Annotated[str, typer.Argument(help="A flag id or a unique prefix of one.")],
+    home: HomeOption = None,
 ) -> None:
     """Show one flag: the message, its reasons and its review status."""
-    entry = _outbox(Settings()).entry(flag_id)
+    entry = _outbox(settings_for(home)).entry(flag_id)
     typer.echo(
         json.dumps(
             {**entry.flag.to_message(), "status": entry.status, "reviewed_at": entry.reviewed_at}, indent=2
@@ -167,13 +185,16 @@ def show_command(
 def review_command(
     flag_id: Annotated[str, typer.Argument(help="A flag id or a unique prefix of one.")],
     verdict: Annotated[str, typer.Option(help="confirmed or dismissed.")],
+    home: HomeOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace a verdict the flag already has.")] = False,
 ) -> None:
-    """Record a verdict; inhuman-play verdicts become training labels."""
-    settings = Settings()
+    """Record a verdict; inhuman-play verdicts become training labels. Changing a verdict needs --force."""
+    settings = settings_for(home)
     outbox = _outbox(settings)
-    entry = outbox.review(flag_id, verdict)
+    entry = outbox.review(flag_id, verdict, force=force)
+    replaced = f" (replaces {entry.replaced})" if entry.replaced else ""
     typer.echo(
-        f"flag {entry.flag.flag_id[:12]} ({entry.flag.model}, player {entry.flag.player_id}): {verdict}"
+        f"flag {entry.flag.flag_id[:12]} ({entry.flag.model}, player {entry.flag.player_id}): {verdict}{replaced}"
     )
     if entry.flag.model == LABELLED_MODEL:
         path = export_review_labels(outbox, settings.home)
@@ -183,9 +204,10 @@ def review_command(
 @flags_app.command("rejected")
 def rejected_command(
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 20,
+    home: HomeOption = None,
 ) -> None:
     """List dead-lettered records: the raw payload and why it could not be scored."""
-    letters = _outbox(Settings()).dead_letters(limit)
+    letters = _outbox(settings_for(home)).dead_letters(limit)
     for letter in letters:
         typer.echo(
             f"{letter.dead_lettered_at}  seq {letter.sequence_number}  {letter.reason}  data={letter.data[:60]}"

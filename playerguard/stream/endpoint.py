@@ -32,6 +32,8 @@ RECORD_ERROR_CODES = frozenset(
         "no_features",
         "missing_feature",
         "non_numeric_feature",
+        "value_out_of_range",
+        "too_many_attributes",
     }
 )
 """Codes the endpoint answers when the data of a record is at fault, not the request or the endpoint."""
@@ -58,7 +60,7 @@ class Endpoint(Protocol):
 def read_answer(status: int, body: bytes, where: str) -> Any:
     """The decoded JSON answer, or the error its status means."""
     if status == 429 or status >= 500:
-        raise TransientError(f"{where} answered {status}: {body[:200].decode('utf-8', 'replace')}")
+        raise TransientError(f"{where} answered {status}: {body[:200].decode('utf-8', 'replace')}", status)
     if status >= 400:
         try:
             error = orjson.loads(body)
@@ -130,6 +132,20 @@ class SageMakerEndpoint:
     def __init__(self, name: str, client: Any) -> None:
         self.name = name
         self.client = client
+
+    @classmethod
+    def from_settings(cls, settings: Any, client: Any = None) -> SageMakerEndpoint:
+        """The endpoint `settings.endpoint_name`, through a client that leaves retries to the stream."""
+        if client is None:
+            import boto3
+            from botocore.config import Config
+
+            client = boto3.client(
+                "sagemaker-runtime",
+                region_name=settings.region,
+                config=Config(retries={"mode": "standard", "max_attempts": 1}),
+            )
+        return cls(settings.endpoint_name, client)
 
     def invoke(self, payload: Mapping[str, Any]) -> Any:
         try:

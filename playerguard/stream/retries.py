@@ -10,7 +10,12 @@ from typing import Any
 
 
 class TransientError(Exception):
-    """A failure worth retrying: throttling, a 5xx, a refused or dropped connection."""
+    """A failure worth retrying: throttling, a 5xx, a refused or dropped connection. `status` is the HTTP
+    status the endpoint answered, when it answered."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)

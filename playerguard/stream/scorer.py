@@ -5,6 +5,9 @@ Failure rules (nothing lost, nothing doubled):
   goes to the dead-letter sink with its raw payload and the reason, and counts as processed;
 - a transient failure (endpoint throttled, 5xx or unreachable; SNS throttled or partially failed) is retried
   with bounded exponential backoff; what still fails is returned so Kinesis redelivers it;
+- a request the endpoint blames on a record (a 4xx naming a record), or fails on every retry with a 500, is
+  bisected to isolate the records at fault (as Lambda's BisectBatchOnFunctionError does for a shard): they are
+  dead-lettered with the reason and the rest is scored. Only when every player fails is the batch redelivered;
 - flags carry deterministic ids, and notifiers refuse a flag_id they already hold.
 
 Imports stay light (no pandas, numpy, boto3; orjson is a small C extension): this module is loaded by the
@@ -39,10 +42,17 @@ from playerguard.stream.notifiers.base import DeadLetter, Notifier, is_transient
 from playerguard.stream.retries import Attempts, RetryPolicy, TransientError
 
 REQUIRED_FIELDS: tuple[str, ...] = ("player_id", "event_type", "event_timestamp")
+MAX_ATTRIBUTES = 256  # keys per event, as the endpoint's Limits.max_attributes
+# the lake's TimeRange.earliest, spelt as normalise_timestamp spells it
+EARLIEST_TIMESTAMP = "1970-01-01T00:00:00.000000Z"
 
 
 class PoisonRecord(Exception):
     """A record that no retry can fix; the message is the reason stored with the dead letter."""
+
+
+class EndpointFailed(Exception):
+    """The endpoint answered 500 to a request it had already failed on every retry (while bisecting)."""
 
 
 class FeatureSource(Protocol):
@@ -118,6 +128,8 @@ def validate_event(payload: Any) -> dict[str, Any]:
     """The event with its envelope checked and normalised, or PoisonRecord naming the problem."""
     if not isinstance(payload, dict):
         raise PoisonRecord(f"event must be a JSON object, got {type(payload).__name__}")
+    if len(payload) > MAX_ATTRIBUTES:
+        raise PoisonRecord(f"event has {len(payload)} keys, over the limit of {MAX_ATTRIBUTES}")
     missing = [name for name in REQUIRED_FIELDS if payload.get(name) in (None, "")]
     if missing:
         raise PoisonRecord(f"missing {', '.join(missing)}")
@@ -128,7 +140,9 @@ def validate_event(payload: Any) -> dict[str, Any]:
     try:
         event["event_timestamp"] = normalise_timestamp(stamp)
     except (TypeError, ValueError):
-        raise PoisonRecord(f"event_timestamp {stamp!r} is not an ISO 8601 timestamp") from None
+        raise PoisonRecord(f"event_timestamp {str(stamp)[:64]!r} is not an ISO 8601 timestamp") from None
+    if event["event_timestamp"] < EARLIEST_TIMESTAMP:
+        raise PoisonRecord(f"event_timestamp {event['event_timestamp']} is before 1970")
     for name, value in payload.items():
         if isinstance(value, (dict, list)):  # a tuple: twice as fast as `dict | list` on this hot path
             raise PoisonRecord(f"attribute {name!r} must be a number, string, boolean or null")
@@ -335,7 +349,7 @@ class StreamScorer:
         now = format_timestamp(self.clock())
         self._dead_letter(
             [
-                item.dead_letter(f"endpoint refused the event: {refused[group.player_id]}", now)
+                item.dead_letter(refused[group.player_id], now)
                 for group in groups
                 if group.player_id in refused
                 for item in group.events
@@ -360,29 +374,72 @@ class StreamScorer:
         predictions: dict[str, Mapping[str, Any]],
         refused: dict[str, str],
         attempts: Attempts,
+        failed: dict[str, str] | None = None,
     ) -> None:
+        """Score `groups`, halving the request around records the endpoint refuses. `failed` is set while
+        bisecting a request the endpoint failed on (500) every time: a 500 is then not retried again, and the
+        players it still fails on alone are collected there."""
         request = {"instances": [group.instance() for group in groups]}
+
+        def invoke() -> Any:
+            try:
+                return self.endpoint.invoke(request)
+            except TransientError as error:
+                if failed is not None and error.status == 500:
+                    raise EndpointFailed(str(error)) from None
+                raise
+
         try:
-            response = attempts.call("endpoint call", lambda: self.endpoint.invoke(request))
+            response = attempts.call("endpoint call", invoke)
         except EndpointRejected as error:
             if not error.blames_a_record:
                 raise
-            if len(groups) > 1:
-                middle = len(groups) // 2
-                for half in (groups[:middle], groups[middle:]):
-                    self._predict(half, predictions, refused, attempts)
-            elif groups[0].snapshot is not None:
-                self.logger.warning(
-                    f"snapshot of player {groups[0].player_id} refused ({error}); "
-                    "scoring the player on its events"
-                )
-                groups[0].snapshot = None
-                self._predict(groups, predictions, refused, attempts)
+            if len(groups) == 1 and groups[0].snapshot is None:
+                refused[groups[0].player_id] = f"endpoint refused the event: {error}"
             else:
-                refused[groups[0].player_id] = str(error)
+                self._narrow(groups, predictions, refused, attempts, failed, error)
+            return
+        except EndpointFailed as error:  # raised only while bisecting, so `failed` is set
+            if len(groups) == 1 and groups[0].snapshot is None and failed is not None:
+                failed[groups[0].player_id] = f"endpoint failed on the event (500 on every try): {error}"
+            else:
+                self._narrow(groups, predictions, refused, attempts, failed, error)
+            return
+        except TransientError as error:
+            if error.status != 500 or failed is not None or len(groups) == 1:
+                raise
+            self.logger.warning(
+                f"endpoint failed on every retry ({error}); bisecting to find the records at fault"
+            )
+            isolated: dict[str, str] = {}
+            self._narrow(groups, predictions, refused, attempts, isolated, error)
+            if not any(group.player_id in predictions for group in groups):
+                raise  # no player scores on its own: the endpoint is broken, not a record
+            refused |= isolated
             return
         for group, prediction in zip(groups, read_predictions(response, len(groups)), strict=True):
             predictions[group.player_id] = prediction
+
+    def _narrow(
+        self,
+        groups: list[PlayerGroup],
+        predictions: dict[str, Mapping[str, Any]],
+        refused: dict[str, str],
+        attempts: Attempts,
+        failed: dict[str, str] | None,
+        error: Exception,
+    ) -> None:
+        """Score the halves of `groups` apart; a lone player whose snapshot is at fault is scored on its events."""
+        if len(groups) > 1:
+            middle = len(groups) // 2
+            for half in (groups[:middle], groups[middle:]):
+                self._predict(half, predictions, refused, attempts, failed)
+        elif groups[0].snapshot is not None:
+            self.logger.warning(
+                f"snapshot of player {groups[0].player_id} refused ({error}); scoring the player on its events"
+            )
+            groups[0].snapshot = None
+            self._predict(groups, predictions, refused, attempts, failed)
 
     def _flags(
         self, groups: list[PlayerGroup], predictions: Mapping[str, Mapping[str, Any]], report: BatchReport

@@ -15,6 +15,7 @@ import pytest
 from playerguard.errors import ConfigError, DataError
 from playerguard.inference.bundle import (
     ModelSource,
+    bundle_digest,
     load_bundle,
     pack_bundle,
     sha256_file,
@@ -217,3 +218,75 @@ def test_writing_a_bundle_checks_its_inputs(
         load_bundle(tmp_path / "nowhere.tar.gz")
     with pytest.raises(DataError, match="cannot write .* inside the bundle"):
         pack_bundle(written, written / "model.tar.gz")
+
+
+# ---- hardening: a digest kept outside the bundle, paths, archive size, corrupt files -----------------------
+
+
+def _rewrite_manifest(directory: Path, change: object) -> None:
+    manifest = json.loads((directory / "manifest.json").read_text())
+    change(manifest)
+    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2))
+
+
+def _ban_everyone(manifest: dict) -> None:
+    manifest["models"]["inhuman_play"]["threshold"] = 0.0
+    for entry in manifest["models"].values():
+        entry["version"] = "999"
+
+
+def test_a_pinned_digest_refuses_a_consistently_rewritten_manifest(bundle_dir: Path, tmp_path: Path) -> None:
+    pinned = bundle_digest(bundle_dir)
+    assert pinned == sha256_file(bundle_dir / "manifest.json")
+    assert load_bundle(bundle_dir, pinned).versions["churn"].startswith("unregistered-")
+    archive = pack_bundle(bundle_dir, tmp_path / "model.tar.gz")
+    _rewrite_manifest(bundle_dir, _ban_everyone)
+    with pytest.raises(DataError, match="is not the expected"):
+        load_bundle(bundle_dir, pinned)
+    assert load_bundle(archive, pinned).thresholds["inhuman_play"] > 0  # the untouched archive still loads
+    tampered = pack_bundle(bundle_dir, tmp_path / "tampered.tar.gz")
+    with pytest.raises(DataError, match="PLAYERGUARD_BUNDLE_DIGEST"):
+        load_bundle(tampered, pinned)
+
+
+def _set_state_path(directory: Path, key: str, value: str) -> None:
+    state_file = directory / "models/inhuman_play/model.json"
+    state = json.loads(state_file.read_text())
+    state[key] = value
+    state_file.write_text(json.dumps(state))
+    _rewrite_manifest(
+        directory, lambda m: m["models"]["inhuman_play"]["files"].update({"model.json": sha256_file(state_file)})
+    )
+
+
+@pytest.mark.parametrize("target", ["../../../../etc/passwd", "/etc/passwd", "../churn/booster.json"])
+def test_a_model_file_path_outside_its_directory_is_refused(bundle_dir: Path, target: str) -> None:
+    _set_state_path(bundle_dir, "booster_file", target)
+    with pytest.raises(DataError, match="outside its model directory"):
+        load_bundle(bundle_dir)
+
+
+def test_a_bundle_file_linking_outside_the_bundle_is_refused(bundle_dir: Path, tmp_path: Path) -> None:
+    inside = bundle_dir / "models/churn/booster.json"
+    outside = tmp_path / "elsewhere.json"
+    outside.write_bytes(inside.read_bytes())
+    inside.unlink()
+    inside.symlink_to(outside)
+    with pytest.raises(DataError, match="links outside the bundle"):
+        load_bundle(bundle_dir)
+
+
+def test_unpack_checks_total_size_and_member_count_before_extracting(tmp_path: Path) -> None:
+    big = _archive(tmp_path / "big.tar.gz", tarfile.TarInfo("manifest.json"), b"0" * 5000)
+    with pytest.raises(DataError, match="unpacks to over 4,096 bytes"):
+        unpack_bundle(big, tmp_path / "out", max_bytes=4096)
+    many = tmp_path / "many.tar.gz"
+    with tarfile.open(many, "w:gz") as archive:
+        for i in range(30):
+            member = tarfile.TarInfo(f"f{i}")
+            member.size = 1
+            archive.addfile(member, io.BytesIO(b"x"))
+    with pytest.raises(DataError, match="over 20 members"):
+        unpack_bundle(many, tmp_path / "out", max_members=20)
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+    assert sorted(p.name for p in unpack_bundle(many, tmp_path / "ok").iterdir())[:2] == ["f0", "f1"]

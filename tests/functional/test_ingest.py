@@ -10,11 +10,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from playerguard.errors import ConfigError, DataError
-from playerguard.lake.commands import ingest_command, lake_app
 from playerguard.lake.ingest import ingest, ingest_file
 from playerguard.lake.local import LocalLake
 from playerguard.lake.mapping import Mapping, load_mapping
@@ -189,9 +187,9 @@ def test_the_commands_print_what_happened(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("PLAYERGUARD_HOME", str(settings.home))
-    app = typer.Typer()
-    app.command("ingest")(ingest_command)
-    app.add_typer(lake_app, name="lake")
+    from playerguard.cli import _mount, app
+
+    _mount()  # `lake info` is mounted by the command line: it also describes a studio's own table
     copy = tmp_path / "shop_purchases.csv"
     shutil.copy(SHOP_CSV, copy)
     result = CliRunner().invoke(
@@ -226,3 +224,113 @@ def test_quoted_line_breaks_survive_block_boundaries(settings: Settings, tmp_pat
     result = ingest_file(LocalLake.from_settings(settings), path, mapping, block_bytes=200)
     assert (result.rows_read, result.added, result.rejected) == (50, 50, 0)
     assert set(events(settings).column("note").to_pylist()) == {'gg\nwp, said "ace"'}
+
+
+# ---- timestamps out of range, and rejected rows numbered by their source line -----------------------------
+
+CHAT_MAPPING = Mapping(
+    columns={"player_id": "user", "event_timestamp": "when"},
+    constants={"event_type": "chat", "game_id": "g", "platform": "pc"},
+)
+
+
+def rejected_lines(settings: Settings) -> list[tuple[int | None, str]]:
+    lake = LocalLake.from_settings(settings)
+    query = "SELECT row_number, reason FROM read_parquet(?) ORDER BY row_number"
+    return duckdb.execute(query, [lake.rejected_glob()]).fetchall()
+
+
+def test_a_year_0_row_is_rejected_and_lake_info_still_works(settings: Settings, tmp_path: Path) -> None:
+    from playerguard.lake.info import lake_info
+
+    path = tmp_path / "chat.jsonl"
+    path.write_text(
+        '{"user": "u1", "when": "2026-03-01T10:00:00Z"}\n'
+        '{"user": "u2", "when": "0000-01-01T00:00:00Z"}\n'
+        '{"user": "u3", "when": "2999-01-01T00:00:00Z"}\n'
+        '{"user": "u4", "when": "1969-12-31T23:59:59Z"}\n'
+    )
+    result = ingest_file(LocalLake.from_settings(settings), path, CHAT_MAPPING)
+    assert (result.added, result.rejected) == (1, 3)
+    assert [line for line, _ in rejected_lines(settings)] == [2, 3, 4]
+    assert {reason for _, reason in rejected_lines(settings)} == {
+        "event_timestamp out of range: before 1970-01-01 or more than 24 h ahead of the clock"
+    }
+    assert not list(LocalLake.from_settings(settings).root.glob("**/event_date=0000-01-01"))
+    info = lake_info(settings)
+    assert (info.events, info.rejected) == (1, 3)
+
+
+def test_the_accepted_time_range_is_a_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLAYERGUARD_EVENT_TIME_EARLIEST", "2020-01-01T00:00:00Z")
+    settings = Settings(home=tmp_path / "home")
+    path = tmp_path / "chat.csv"
+    path.write_text("user,when\nu1,2019-06-01T00:00:00Z\nu2,2021-06-01T00:00:00Z\n")
+    mapping = tmp_path / "chat.yaml"
+    mapping.write_text(
+        "columns: {player_id: user, event_timestamp: when}\nconstants: {event_type: chat, game_id: g, platform: pc}\n"
+    )
+    [result] = ingest(settings, [path], mapping)
+    assert (result.added, result.rejected) == (1, 1)
+    assert rejected_lines(settings)[0][1].startswith("event_timestamp out of range: before 2020-01-01")
+
+
+def test_json_lines_rejects_are_numbered_by_source_line(settings: Settings, tmp_path: Path) -> None:
+    path = tmp_path / "chat.jsonl"
+    path.write_text(
+        '{"user": "u1", "when": "2026-03-01T10:00:00Z", "n": 1}\n'
+        "\n"
+        '{"user": "u2", "when": "soon", "n": 5}\n'
+        "not json\n"
+        '{"user": "", "when": "2026-03-01T10:00:02Z", "n": 2}\n'
+        '{"user": "u4", "when": "2026-03-01T10:00:03Z", "n": 3}\n'
+    )
+    ingest_file(LocalLake.from_settings(settings), path, CHAT_MAPPING)
+    assert rejected_lines(settings) == [
+        (3, "unparseable event_timestamp"),
+        (4, "malformed JSON line (not a JSON object)"),
+        (5, "missing player_id"),
+    ]
+
+
+def test_csv_rejects_are_numbered_by_source_line_and_a_stray_quote_swallows_nothing(
+    settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "chat.csv"
+    path.write_text(
+        "user,when,note\n"  # line 1
+        "u1,2026-03-01T10:00:00Z,hi\n"  # 2
+        "\n"  # 3
+        'u2,2026-03-01T10:00:01Z,"two\nlines"\n'  # 4-5, one row
+        "u3,2026-03-01T10:00:02Z\n"  # 6: a field short
+        ",2026-03-01T10:00:03Z,no player\n"  # 7
+        'u5,"2026-03-01T10:00:04Z,unterminated\n'  # 8
+        "u6,2026-03-01T10:00:05Z,after the stray quote\n"  # 9
+    )
+    result = ingest_file(LocalLake.from_settings(settings), path, CHAT_MAPPING)
+    assert (result.rows_read, result.added, result.rejected) == (6, 3, 3)
+    assert rejected_lines(settings) == [
+        (6, "malformed CSV row: 2 fields, expected 3"),
+        (7, "missing player_id"),
+        (8, "malformed CSV row: unterminated quote"),
+    ]
+    assert sorted(events(settings).column("player_id").to_pylist()) == ["u1", "u2", "u6"]
+
+
+def test_a_minimal_csv_lands_with_renamed_values_and_defaulted_envelope(
+    settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "other_game.csv"
+    path.write_text("user,kind,when\nu1,evt_login,2024-03-01T10:00:00Z\nu1,evt_buy,2024-03-01T10:05:00Z\n")
+    mapping = tmp_path / "other_game.yaml"
+    mapping.write_text(
+        "columns: {player_id: user, event_type: kind, event_timestamp: when}\n"
+        "values: {event_type: {evt_login: session_start}}\n"
+    )
+    [result] = ingest(settings, [path], mapping)
+    assert (result.added, result.rejected) == (2, 0)
+    table = events(settings).sort_by("event_timestamp")
+    assert table.column("event_type").to_pylist() == ["session_start", "evt_buy"]
+    assert set(table.column("game_id").to_pylist()) == {"default"}
+    assert set(table.column("platform").to_pylist()) == {"unknown"}
+    assert table.column("session_id").null_count == 2 and table.column("event_id").null_count == 0

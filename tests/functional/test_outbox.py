@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from playerguard.errors import DataError
@@ -146,3 +150,79 @@ def test_an_event_id_resent_with_another_timestamp_is_still_one_flag(outbox: Out
     no_window = OutboxNotifier(outbox.path)  # without a cooldown the primary key alone decides
     assert no_window.publish([_flag("e1")]).duplicates == [_flag("e1").flag_id]
     no_window.close()
+
+
+# ---- concurrent reviews ---------------------------------------------------------------------------------------
+
+
+def test_changing_a_verdict_needs_force_and_names_what_it_replaces(outbox: OutboxNotifier) -> None:
+    outbox.publish([_flag("e1")])
+    flag_id = _flag("e1").flag_id
+    assert outbox.review(flag_id, "confirmed", now=T0).replaced is None
+    assert outbox.review(flag_id, "confirmed").status == "confirmed"  # the same verdict again: no change
+    with pytest.raises(DataError, match=r"already confirmed at .*--force to replace it with dismissed"):
+        outbox.review(flag_id, "dismissed")
+    assert outbox.entry(flag_id).status == "confirmed"
+    changed = outbox.review(flag_id, "dismissed", force=True)
+    assert (changed.status, changed.replaced) == ("dismissed", "confirmed")
+
+
+def _cli(home: Path, *arguments: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "playerguard.cli", "flags", "review", *arguments],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "PLAYERGUARD_HOME": str(home), "HOME": str(home)},
+    )
+
+
+def test_two_concurrent_reviews_with_different_verdicts_one_wins_the_other_is_told(tmp_path: Path) -> None:
+    box = OutboxNotifier.from_home(tmp_path)
+    box.publish([_flag("e1")])
+    flag_id = _flag("e1").flag_id
+    runs = [_cli(tmp_path, flag_id, "--verdict", verdict) for verdict in ("confirmed", "dismissed")]
+    results = [(run.wait(timeout=300), *run.communicate()) for run in runs]
+    codes = sorted(code for code, _, _ in results)
+    assert codes == [0, 2], results
+    winner = next(out for code, out, _ in results if code == 0)
+    loser = next(err for code, _, err in results if code == 2)
+    assert len(loser.strip().splitlines()) == 1 and "--force" in loser and "Traceback" not in loser
+    assert box.entry(flag_id).status in winner
+    assert pq.read_table(tmp_path / "labels/review_verdicts.parquet").num_rows == 1
+    forced = _cli(tmp_path, flag_id, "--verdict", "dismissed" if "confirmed" in winner else "confirmed", "--force")
+    out, err = forced.communicate(timeout=300)
+    assert forced.returncode == 0, err
+    assert "(replaces " in out
+    box.close()
+
+
+def test_concurrent_label_exports_never_collide(tmp_path: Path) -> None:
+    from playerguard.stream.commands import export_review_labels
+
+    box = OutboxNotifier.from_home(tmp_path)
+    box.publish([_flag(f"e{i}", f"p{i}") for i in range(20)])
+    for i in range(20):
+        box.review(_flag(f"e{i}", f"p{i}").flag_id, "confirmed" if i % 2 else "dismissed")
+    errors: list[BaseException] = []
+
+    def export() -> None:
+        own = OutboxNotifier.from_home(tmp_path)
+        try:
+            for _ in range(5):
+                export_review_labels(own, tmp_path)
+        except BaseException as error:  # noqa: BLE001 - collected for the assertion below
+            errors.append(error)
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=export) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert errors == []
+    labels = pq.read_table(tmp_path / "labels/review_verdicts.parquet")
+    assert labels.num_rows == 20 and sum(labels.column("label").to_pylist()) == 10
+    assert [p.name for p in (tmp_path / "labels").iterdir() if p.suffix == ".tmp"] == []
+    box.close()

@@ -187,7 +187,7 @@ def test_reviewing_flags_writes_labels_the_feature_layer_reads(
 
     unlabelled = runner.invoke(flags_app, ["review", other.flag_id, "--verdict", "dismissed"])
     assert unlabelled.exit_code == 0 and "labels:" not in unlabelled.output
-    dismissed = runner.invoke(flags_app, ["review", cheat.flag_id, "--verdict", "dismissed"])
+    dismissed = runner.invoke(flags_app, ["review", cheat.flag_id, "--verdict", "dismissed", "--force"])
     assert dismissed.exit_code == 0
     assert pq.read_table(labels_path).to_pylist() == [
         {"player_id": cheat.player_id, "label": 0, "source": "review"}

@@ -151,3 +151,97 @@ def test_a_failure_inside_scoring_is_a_500_without_a_stack_trace(
     status, headers, body = send(url, "POST", "/invocations", json.dumps([one_record()]), JSON)
     error = assert_error(status, headers, body, 500, "internal_error")
     assert "secret internals" not in error["message"]
+
+
+# ---- hardening ----------------------------------------------------------------------------------------------
+
+EVENT = {"event_type": "match_end", "game_id": "g", "platform": "pc", "event_timestamp": "2026-03-01T12:00:00Z"}
+
+
+def test_an_oversized_event_value_is_a_400_naming_the_attribute(url: str) -> None:
+    events = [{**EVENT, "player_id": "p1", "reaction_ms": 180.0}, {**EVENT, "player_id": "p2", "reaction_ms": 1e39}]
+    error = assert_error(*send(url, "POST", "/invocations", json.dumps({"events": events}), JSON), 400,
+                         "value_out_of_range")
+    assert "'reaction_ms'" in error["message"] and "events[1]" in error["message"]
+
+
+def test_an_oversized_feature_value_is_a_400_naming_the_feature(url: str) -> None:
+    body = json.dumps([one_record(), one_record(kd_ratio_28d=1e39)])
+    error = assert_error(*send(url, "POST", "/invocations", body, JSON), 400, "value_out_of_range")
+    assert "'kd_ratio_28d'" in error["message"] and "record 1" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "malformed_json"),
+        ("[" + "1" * 5000 + "]", "malformed_json"),
+        (json.dumps({"events": [{**EVENT, "player_id": "p1", "event_timestamp": "0000-01-01T00:00:00Z"}]}),
+         "invalid_events"),
+        (json.dumps({"events": [{**EVENT, "player_id": "p1"}], "cutoff": "0000-01-01T00:00:00Z"}), "invalid_cutoff"),
+        (json.dumps({"events": [{**EVENT, "player_id": "p1", **{f"a{i}": i for i in range(20_000)}}]}),
+         "too_many_attributes"),
+    ],
+)
+def test_parser_failures_are_400s_not_500s(url: str, body: str, code: str) -> None:
+    assert_error(*send(url, "POST", "/invocations", body, JSON), 400, code)
+    assert send(url, "GET", "/ping")[0] == 200
+
+
+def test_a_player_id_with_whitespace_is_scored_as_the_trimmed_id(url: str) -> None:
+    body = {"instances": [{"player_id": "p1 ", "events": [{**EVENT, "player_id": "p1 ", "reaction_ms": 200.0}]}]}
+    status, _, answer = send(url, "POST", "/invocations", json.dumps(body), JSON)
+    assert status == 200, answer
+    assert [p["player_id"] for p in json.loads(answer)["predictions"]] == ["p1"]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"Origin": "http://evil.example"}, {"Origin": "null"}, {"Host": "evil.example:8080"}],
+)
+def test_reload_refuses_cross_origin_and_rebound_host_requests(url: str, headers: dict[str, str]) -> None:
+    error = assert_error(*send(url, "POST", "/admin/reload", b"", headers), 403, "forbidden")
+    assert "reload" in error["message"]
+
+
+def test_reload_from_this_machine_without_a_foreign_origin_works(url: str) -> None:
+    port = urlsplit(url).port
+    for headers in ({}, {"Origin": f"http://127.0.0.1:{port}"}, {"Origin": f"http://localhost:{port}"}):
+        status, _, body = send(url, "POST", "/admin/reload", b"", headers)
+        assert status == 200 and json.loads(body)["status"] == "reloaded"
+
+
+def test_stream_batch_with_an_oversized_value_against_the_real_endpoint(url: str, tmp_path: Path) -> None:
+    from playerguard.inference.flags import Cooldowns
+    from playerguard.stream.endpoint import HttpEndpoint
+    from playerguard.stream.handler import StreamRuntime
+    from playerguard.stream.notifiers.local import OutboxNotifier
+    from playerguard.stream.replay_source import kinesis_batches
+    from playerguard.stream.retries import RetryPolicy
+    from playerguard.stream.scorer import StreamScorer
+
+    class Snapshots:
+        def __init__(self, records: dict[str, dict]) -> None:
+            self.records = records
+
+        def lookup(self, player_ids: list[str]) -> dict[str, dict]:
+            return {p: self.records[p] for p in player_ids if p in self.records}
+
+    features = as_records(synthetic_features(100, seed=4))
+    snapshot = {f"p{i:03d}": {k: v for k, v in features[i].items() if k != "player_id"} for i in range(0, 100, 2)}
+    items = [
+        {**EVENT, "event_id": f"e{i:03d}", "player_id": f"p{i:03d}", "reaction_ms": 200.0 + i,
+         "event_timestamp": f"2026-03-01T12:00:{i % 60:02d}Z"}
+        for i in range(100)
+    ]
+    items[41]["reaction_ms"] = 1e39  # an odd player: not in the snapshot, scored on its events
+    outbox = OutboxNotifier.from_home(tmp_path, Cooldowns())
+    scorer = StreamScorer(HttpEndpoint(url), outbox, Snapshots(snapshot), retry=RetryPolicy(sleep=lambda _: None))
+    batch = next(kinesis_batches(items))
+    response, report = StreamRuntime(scorer).handle_batch(batch)
+    assert response == {"batchItemFailures": []}
+    assert (report.received, report.scored, report.dead_lettered) == (100, 99, 1)
+    [letter] = outbox.dead_letters()
+    assert letter.sequence_number == batch["Records"][41]["kinesis"]["sequenceNumber"]
+    assert "value_out_of_range" not in letter.reason and "'reaction_ms'" in letter.reason
+    outbox.close()

@@ -27,6 +27,7 @@ from playerguard.stream.retries import RetryPolicy
 from playerguard.stream.scorer import StreamScorer
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
+FLOAT32_MAX = 3.4028234663852886e38
 MODEL_VERSION = "7"
 
 
@@ -70,6 +71,8 @@ class LoopbackScorer(ThreadingHTTPServer):
                         "error": "invalid_events",
                         "message": "attribute 'reaction_ms': expected a number",
                     }
+                if any(abs(value) >= FLOAT32_MAX for value in reactions):  # what XGBoost raised on
+                    return 500, {"error": "internal_error", "message": "scoring failed inside the server"}
                 fast = any(value < 150 for value in reactions)
             score = 0.95 if fast else 0.05
             actions = (
@@ -530,3 +533,42 @@ def test_a_feature_lookup_that_drops_its_connection_is_retried(
     response, report = StreamRuntime(scorer).handle_batch(next(kinesis_batches(events(8))))
     assert response == {"batchItemFailures": []} and report.scored == 8 and report.retried == 1
     assert sleeps == [0.1] and len(snapshots.lookups) == 2
+
+
+# ---- a record that fails the endpoint every time -----------------------------------------------------------
+
+
+def test_an_oversized_value_that_fails_the_endpoint_is_bisected_out_and_dead_lettered(
+    scorer_factory: Any, outbox: OutboxNotifier
+) -> None:
+    server = scorer_factory()
+    items = events(100)
+    items[37]["reaction_ms"] = 1e39  # p0037 has no snapshot: its events go to the endpoint
+    snapshots = Snapshots({f"p{i:04d}": {"reaction_ms_p10": 240.0} for i in range(0, 100, 3) if i != 37})
+    batch = next(kinesis_batches(items))
+    sleeps: list[float] = []
+    retry = RetryPolicy(max_attempts=3, base_delay=0.1, max_delay=1.0, sleep=sleeps.append)
+    scorer = StreamScorer(HttpEndpoint(server.url), outbox, snapshots, retry=retry,
+                          act_without_snapshot={"inhuman_play"})
+    response, report = StreamRuntime(scorer).handle_batch(batch)
+    assert response == {"batchItemFailures": []}
+    assert (report.received, report.scored, report.dead_lettered) == (100, 99, 1)
+    assert report.received == report.scored + report.dead_lettered
+    [letter] = outbox.dead_letters()
+    assert letter.sequence_number == batch["Records"][37]["kinesis"]["sequenceNumber"]
+    assert "500" in letter.reason and "endpoint failed on the event" in letter.reason
+    assert len(sleeps) == 2  # the full request was retried; the halves were not
+    scored = set(server.scored_events) | {f"e{i:04d}" for i in range(0, 100, 3)}
+    assert scored == {e["event_id"] for e in items} - {"e0037"}
+
+
+def test_an_endpoint_failing_on_every_record_is_an_outage_and_nothing_is_dead_lettered(
+    scorer_factory: Any, outbox: OutboxNotifier
+) -> None:
+    server = scorer_factory()
+    items = events(8)
+    for item in items:
+        item["reaction_ms"] = 1e39
+    response, report = runtime(server.url, outbox, attempts=2).handle_batch(next(kinesis_batches(items)))
+    assert len(response["batchItemFailures"]) == 8
+    assert (report.scored, report.dead_lettered) == (0, 0) and outbox.dead_letters() == []

@@ -12,6 +12,7 @@ import pytest
 
 from playerguard.errors import ConfigError
 from playerguard.lake.envelope import (
+    ENVELOPE_DEFAULTS,
     NUMBER,
     STRING,
     check_identifier,
@@ -112,8 +113,14 @@ def test_raw_rows_are_what_rejected_rows_record() -> None:
 
 
 def test_missing_envelope_column_names_the_column_and_source() -> None:
-    with pytest.raises(ConfigError, match="missing envelope column 'platform' in shop.csv"):
-        conform(rows(player_id=["p"]).drop_columns(["platform"]), source="shop.csv")
+    with pytest.raises(ConfigError, match="missing envelope column 'event_type' in shop.csv"):
+        conform(rows(player_id=["p"]).drop_columns(["event_type"]), source="shop.csv")
+
+
+def test_game_id_and_platform_default_when_the_source_has_none() -> None:
+    conformed = conform(rows(player_id=["p"]).drop_columns(["platform", "game_id"]), source="shop.csv")
+    assert conformed.table.column("game_id").to_pylist() == [ENVELOPE_DEFAULTS["game_id"]]
+    assert conformed.table.column("platform").to_pylist() == [ENVELOPE_DEFAULTS["platform"]]
 
 
 def test_attribute_names_must_be_identifiers() -> None:

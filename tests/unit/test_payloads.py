@@ -212,3 +212,69 @@ def test_predictions_encode_as_strict_json() -> None:
     body = encode_predictions([{"player_id": "a", "scores": {"churn": float("nan")}, "reasons": {"churn": []}}])
     assert json.loads(body) == {"predictions": [{"player_id": "a", "scores": {"churn": None}, "reasons": {"churn": []}}]}
     assert b"NaN" not in body
+
+
+# ---- hardening: values the models cannot take, parser limits, ids ------------------------------------------
+
+
+@pytest.mark.parametrize("value", [1e39, -3.5e38, 10**300, float(np.finfo(np.float32).max)])
+def test_a_feature_outside_float32_range_is_refused_naming_it(value: object) -> None:
+    parsed = parse([{"player_id": "a", "sessions_7d": 1, "accuracy_28d": 0.1},
+                    {"player_id": "b", "sessions_7d": value, "accuracy_28d": 0.1}])
+    with pytest.raises(RequestError) as caught:
+        feature_frame(parsed, NAMES, None)
+    assert (caught.value.status, caught.value.code) == (400, "value_out_of_range")
+    assert "'sessions_7d'" in str(caught.value) and "record 1" in str(caught.value) and "player b" in str(caught.value)
+
+
+def test_an_integer_too_large_for_any_float_is_refused_naming_it() -> None:
+    error = error_of(json.dumps([{"player_id": "a", "sessions_7d": 10**400, "accuracy_28d": 0.1}]))
+    assert error.code == "value_out_of_range" and "'sessions_7d'" in str(error) and len(str(error)) < 300
+
+
+def test_a_feature_computed_from_events_outside_float32_range_is_refused() -> None:
+    parsed = parse({"events": [{"player_id": "a", "event_type": "x", "event_timestamp": "2026-01-01T00:00:00Z"}]})
+    huge = lambda events, cutoff: pd.DataFrame({"player_id": ["a"], "sessions_7d": [1e39], "accuracy_28d": [0.1]})
+    with pytest.raises(RequestError) as caught:
+        feature_frame(parsed, NAMES, huge)
+    assert caught.value.code == "value_out_of_range" and "from its events" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "malformed_json"),
+        ('[{"player_id": "a", "sessions_7d": ' + "9" * 5000 + "}]", "malformed_json"),
+        ({"events": [{"player_id": "a"}], "cutoff": "0000-01-01T00:00:00Z"}, "invalid_cutoff"),
+        ({"events": [{"player_id": "a"}], "cutoff": "1969-12-31T23:59:59Z"}, "invalid_cutoff"),
+        ({"events": [{"player_id": "a"}], "cutoff": "9999-12-31"}, "invalid_cutoff"),
+        ({"events": [{"player_id": "a"}], "cutoff": "2026-01-01" * 1000}, "invalid_cutoff"),
+        ([{"player_id": 10**30, "sessions_7d": 1, "accuracy_28d": 1}], "invalid_player_id"),
+        ([{"player_id": "   ", "sessions_7d": 1, "accuracy_28d": 1}], "invalid_player_id"),
+    ],
+)
+def test_parser_failures_are_400s(body: object, code: str) -> None:
+    error = error_of(body)
+    assert (error.status, error.code) == (400, code)
+    assert "\n" not in str(error) and len(str(error)) < 300
+
+
+def test_attributes_per_event_are_capped() -> None:
+    event = {"player_id": "a", "event_type": "x", "event_timestamp": "2026-01-01T00:00:00Z"}
+    wide = {**event, **{f"k{i}": i for i in range(20_000)}}
+    for body in ({"events": [event, wide]}, {"instances": [{"player_id": "a", "events": [wide]}]}):
+        error = error_of(body)
+        assert (error.status, error.code) == (400, "too_many_attributes")
+        assert "20003 keys" in str(error) and "256" in str(error)
+    assert parse({"events": [{**event, **{f"k{i}": i for i in range(253)}}]}).player_ids == ["a"]
+
+
+def test_player_ids_are_trimmed_on_every_request_path() -> None:
+    event = {"event_type": "x", "event_timestamp": "2026-01-01T00:00:00Z"}
+    assert parse([{"player_id": " a ", "sessions_7d": 1, "accuracy_28d": 1}]).player_ids == ["a"]
+    parsed = parse({"events": [{**event, "player_id": "a "}, {**event, "player_id": " a"}]})
+    assert parsed.player_ids == ["a"] and {e["player_id"] for e in parsed.events} == {"a"}
+    body = {"instances": [{"player_id": "p1 ", "events": [{**event, "player_id": " p1"}]}]}
+    parsed = parse(body)
+    assert parsed.player_ids == ["p1"] and parsed.events[0]["player_id"] == "p1"
+    assert parse("player_id,sessions_7d,accuracy_28d\n p1 ,1,2\n", "text/csv").player_ids == ["p1"]

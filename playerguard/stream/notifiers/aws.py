@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from playerguard.errors import ConfigError
 from playerguard.inference.flags import Cooldowns, Flag
+from playerguard.settings import Settings
 from playerguard.stream.notifiers.base import (
     Claim,
     DeadLetter,
@@ -220,6 +222,19 @@ class SnsNotifier:
         self.dead_letters = dead_letters
         self.ledger = ledger
         self.fifo = topic_arn.endswith(".fifo")
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, dead_letters: DeadLetterSink, client: Any = None, ledger: FlagLedger | None = None
+    ) -> SnsNotifier:
+        """The topic PLAYERGUARD_SNS_TOPIC_ARN names, with an SNS client built if none is passed."""
+        if not settings.sns_topic_arn:
+            raise ConfigError("PLAYERGUARD_SNS_TOPIC_ARN is not set: name the SNS topic that receives flags")
+        if client is None:
+            import boto3
+
+            client = boto3.client("sns", region_name=settings.region)
+        return cls(settings.sns_topic_arn, client, dead_letters, ledger)
 
     def _entry(self, index: int, flag: Flag) -> dict[str, Any]:
         entry: dict[str, Any] = {

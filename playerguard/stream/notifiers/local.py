@@ -9,12 +9,13 @@ import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from playerguard.errors import DataError
 from playerguard.inference.flags import Cooldowns, Flag, format_timestamp
+from playerguard.settings import Settings
 from playerguard.stream.notifiers.base import VERDICTS, Claim, DeadLetter, PublishOutcome, record_claim
 
 _SCHEMA = """
@@ -52,6 +53,7 @@ class OutboxEntry:
     flag: Flag
     status: str
     reviewed_at: str | None
+    replaced: str | None = None  # the verdict a forced review replaced
 
 
 class OutboxNotifier:
@@ -69,6 +71,10 @@ class OutboxNotifier:
     @classmethod
     def from_home(cls, home: Path, cooldowns: Cooldowns | None = None) -> OutboxNotifier:
         return cls(Path(home) / "outbox.sqlite", cooldowns)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, cooldowns: Cooldowns | None = None) -> OutboxNotifier:
+        return cls.from_home(settings.home, cooldowns)
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
@@ -193,17 +199,35 @@ class OutboxNotifier:
         message, status, reviewed_at = rows[0]
         return OutboxEntry(Flag.from_message(json.loads(message)), status, reviewed_at)
 
-    def review(self, flag_id: str, verdict: str, *, now: datetime | None = None) -> OutboxEntry:
-        """Record a reviewer's verdict (`confirmed` or `dismissed`) on a flag."""
+    def review(
+        self, flag_id: str, verdict: str, *, force: bool = False, now: datetime | None = None
+    ) -> OutboxEntry:
+        """Record a reviewer's verdict (`confirmed` or `dismissed`) on a flag.
+
+        Replacing a different verdict needs `force` (the entry's `replaced` then names it); without it the
+        review is refused, so of two reviewers racing on one flag the second learns of the first. The check
+        and the write are one transaction. The same verdict again changes nothing.
+        """
         if verdict not in VERDICTS:
             raise DataError(f"verdict must be one of {', '.join(VERDICTS)}, not {verdict!r}")
         full_id = self.entry(flag_id).flag.flag_id
         with self._transaction() as db:
+            status, reviewed_at = db.execute(
+                "SELECT status, reviewed_at FROM flags WHERE flag_id = ?", (full_id,)
+            ).fetchone()
+            if status == verdict:
+                return self.entry(full_id)
+            if status != "pending" and not force:
+                raise DataError(
+                    f"flag {full_id[:12]} was already {status} at {reviewed_at}; "
+                    f"pass --force to replace it with {verdict}"
+                )
             db.execute(
                 "UPDATE flags SET status = ?, reviewed_at = ? WHERE flag_id = ?",
                 (verdict, format_timestamp(now or datetime.now(UTC)), full_id),
             )
-        return self.entry(full_id)
+        replaced = status if status != "pending" else None
+        return replace(self.entry(full_id), replaced=replaced)
 
     def verdicts(self, model: str) -> list[tuple[str, int]]:
         """(player_id, label) per reviewed player of `model`: 1 when any of its flags was confirmed."""
@@ -231,3 +255,27 @@ class OutboxNotifier:
 
     def count(self) -> int:
         return self._connect().execute("SELECT COUNT(*) FROM flags").fetchone()[0]
+
+
+@contextmanager
+def exclusive_lock(lock_path: Path) -> Iterator[None]:
+    """An exclusive lock on `lock_path` (advisory, across processes) for the duration of the block."""
+    with open(lock_path, "a+b") as handle:
+        try:
+            import fcntl
+        except ImportError:  # Windows: msvcrt locks a byte range instead
+            import msvcrt
+
+            handle.seek(0)
+            msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK, 1)
+            try:
+                yield
+            finally:
+                handle.seek(0)
+                msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+            return
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
