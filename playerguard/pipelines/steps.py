@@ -24,8 +24,9 @@ import pandas as pd
 
 from playerguard.errors import DataError, PlayerguardError
 from playerguard.features.cutoffs import resolve_cutoffs
+from playerguard.model_names import MODEL_NAMES
 from playerguard.settings import Settings
-from playerguard.training.base import MODEL_NAMES
+from playerguard.training.gate import DEFAULT_MIN_ROC_AUC
 
 TRAINING_SET_FILE = "training_set.parquet"
 EVALUATION_FILE = "evaluation.json"
@@ -41,7 +42,7 @@ class PipelineParams:
     horizon_days: int = 14
     lookback_days: int = 28
     feature_set: str = "default"
-    min_roc_auc: float = 0.6
+    min_roc_auc: float = DEFAULT_MIN_ROC_AUC
     drift_threshold: float = 0.2
     models: tuple[str, ...] = MODEL_NAMES
 
@@ -218,6 +219,10 @@ def register_step(context: StepContext) -> dict[str, Any]:
         baseline_metrics=read_json(train_dir / TRAIN_FILE)["baseline_metrics"],
         horizon_days=context.params.horizon_days,
         feature_set=context.params.feature_set,
+        # Not among the step's hashed params: the quality gate step already stopped the run unless every
+        # model reaches this floor, so its value cannot change a decision here, and a new floor that still
+        # passes must not register the same models again.
+        min_roc_auc=context.params.min_roc_auc,
     )
     context.output_dir.mkdir(parents=True, exist_ok=True)
     (context.output_dir / REGISTERED_FILE).write_text(json.dumps(registered, indent=2, sort_keys=True))

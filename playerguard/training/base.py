@@ -11,9 +11,8 @@ from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from playerguard.errors import ConfigError, DataError
-
-MODEL_NAMES: tuple[str, ...] = ("inhuman_play", "churn", "purchase")
+from playerguard.errors import DataError
+from playerguard.model_names import check_model_name
 
 # Per model, the classes a saved model of it may be, by kind; the first kind is the default. Classes are
 # imported on first use so that loading one model never imports the others' dependencies, and only these
@@ -66,13 +65,6 @@ def label_column(model_name: str) -> str:
     """The training-set column holding the label of `model_name`."""
     check_model_name(model_name)
     return f"{LABEL_PREFIX}{model_name}"
-
-
-def check_model_name(model_name: str) -> str:
-    """Return `model_name` if it names a known model, else raise ConfigError."""
-    if model_name not in _MODEL_CLASSES:
-        raise ConfigError(f"unknown model {model_name!r}: expected one of {', '.join(MODEL_NAMES)}")
-    return model_name
 
 
 def model_kinds(model_name: str) -> tuple[str, ...]:

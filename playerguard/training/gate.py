@@ -1,5 +1,6 @@
 """The quality gate, as pure functions of held-out metrics: which candidate a run registers, and whether
-it replaces the champion."""
+it replaces the champion. One gate for `train` and the pipeline: the ROC-AUC floor, the logistic baseline
+and the champion comparison are rules of one decision, which names the rule that decided it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from playerguard.training.base import check_model_name
+from playerguard.model_names import check_model_name
 
 # The held-out metric a new version must beat the champion on: inhuman play is rare, so precision–recall.
 GATE_METRICS: dict[str, str] = {"inhuman_play": "pr_auc", "churn": "roc_auc", "purchase": "roc_auc"}
@@ -17,6 +18,15 @@ GATE_METRICS: dict[str, str] = {"inhuman_play": "pr_auc", "churn": "roc_auc", "p
 BASELINE_GATED: frozenset[str] = frozenset({"churn", "purchase"})
 BOOSTED_KIND = "xgboost"
 BASELINE_KIND = "logistic_baseline"
+# Every model, whatever its gate metric, must reach this held-out ROC-AUC to be promoted.
+FLOOR_METRIC = "roc_auc"
+DEFAULT_MIN_ROC_AUC = 0.6
+
+# The rule that decided a GateDecision, in the order the rules apply.
+RULE_UNDEFINED = "undefined_metric"
+RULE_FLOOR = "roc_auc_floor"
+RULE_BASELINE = "baseline"
+RULE_CHAMPION = "champion"
 
 
 @dataclass(frozen=True)
@@ -31,6 +41,8 @@ class GateDecision:
     champion_value: float | None = None
     champion_version: str | None = None
     kind: str | None = None
+    rule: str = RULE_CHAMPION
+    min_roc_auc: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -41,7 +53,12 @@ def _known(value: float | None) -> bool:
 
 
 def _value(metrics: Mapping[str, float] | None, metric: str) -> float | None:
-    return float(metrics[metric]) if metrics and metric in metrics else None
+    return float(metrics[metric]) if metrics and metric in metrics and metrics[metric] is not None else None
+
+
+def reaches_floor(roc_auc: float | None, min_roc_auc: float) -> bool:
+    """Whether a held-out ROC-AUC reaches the floor; an undefined one never does."""
+    return roc_auc is not None and not math.isnan(roc_auc) and roc_auc >= min_roc_auc
 
 
 @dataclass(frozen=True)
@@ -88,38 +105,52 @@ def decide_promotion(
     champion_version: str | None = None,
     champion_error: str | None = None,
     choice: CandidateChoice | None = None,
+    min_roc_auc: float = DEFAULT_MIN_ROC_AUC,
 ) -> GateDecision:
-    """The quality gate: promote only if the new model beats the champion's metric on the same test set (or
-    there is no champion, or it cannot be scored), and, for churn and purchase, is not worse than its
-    logistic baseline. `choice` (how the candidate was chosen) is appended to the reason."""
+    """The quality gate. Its rules, in order, the first that rejects deciding: the new model's gate metric
+    is defined; its held-out ROC-AUC reaches `min_roc_auc`; for churn and purchase, it is not worse than
+    its logistic baseline; it beats the champion's metric on the same test set (or there is no champion,
+    or it cannot be scored). `rule` names the rule that decided; `choice` (how the candidate was chosen)
+    is appended to the reason."""
     metric = GATE_METRICS[check_model_name(model)]
     new = float(new_metrics.get(metric, math.nan))
     baseline = _value(baseline_metrics, metric)
     champion = _value(champion_metrics, metric)
+    roc_auc = _value(new_metrics, FLOOR_METRIC)
 
-    def decision(promote: bool, reason: str) -> GateDecision:
+    def decision(promote: bool, rule: str, reason: str) -> GateDecision:
         if choice is not None:
             reason = f"{reason}; {choice.reason}"
         kind = choice.kind if choice is not None else None
-        return GateDecision(promote, reason, metric, new, baseline, champion, champion_version, kind)
+        return GateDecision(
+            promote, reason, metric, new, baseline, champion, champion_version, kind, rule, min_roc_auc
+        )
 
     if not _known(new):
-        return decision(False, f"the new model's test {metric} is undefined")
+        return decision(False, RULE_UNDEFINED, f"the new model's test {metric} is undefined")
+    if not reaches_floor(roc_auc, min_roc_auc):
+        shown = f"{roc_auc:.4f}" if _known(roc_auc) else "undefined"
+        floor = f"new test {FLOOR_METRIC} {shown} is below the {FLOOR_METRIC} floor {min_roc_auc:g}"
+        return decision(False, RULE_FLOOR, floor)
     if model in BASELINE_GATED and _known(baseline) and new < baseline:
-        return decision(False, f"new test {metric} {new:.4f} is below the logistic baseline's {baseline:.4f}")
+        below = f"new test {metric} {new:.4f} is below the logistic baseline's {baseline:.4f}"
+        return decision(False, RULE_BASELINE, below)
     versus_baseline = f" (logistic baseline {baseline:.4f})" if _known(baseline) else ""
     if champion_version is None:
-        return decision(True, f"no champion yet; new test {metric} {new:.4f}{versus_baseline}")
+        return decision(True, RULE_CHAMPION, f"no champion yet; new test {metric} {new:.4f}{versus_baseline}")
     if champion_error is not None or not _known(champion):
         problem = champion_error or f"its {metric} is undefined"
-        return decision(True, f"champion v{champion_version} could not be scored on the test set ({problem})")
+        unscored = f"champion v{champion_version} could not be scored on the test set ({problem})"
+        return decision(True, RULE_CHAMPION, unscored)
     if new > champion:
         return decision(
             True,
+            RULE_CHAMPION,
             f"new test {metric} {new:.4f} beats champion v{champion_version}'s {champion:.4f} on the same test set",
         )
     return decision(
         False,
+        RULE_CHAMPION,
         f"new test {metric} {new:.4f} does not beat champion v{champion_version}'s {champion:.4f} "
         "on the same test set",
     )

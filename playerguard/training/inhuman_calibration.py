@@ -21,7 +21,6 @@ from scipy.special import expit, log_expit
 from playerguard.errors import DataError
 from playerguard.training.metrics import threshold_at_fpr
 
-STACKER_INPUTS: tuple[str, ...] = ("supervised", "detector", "rules")
 FPR_LEVELS: tuple[float, ...] = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 
 

@@ -55,6 +55,7 @@ from playerguard.training.inhuman_data import (
 from playerguard.training.inhuman_detectors import check_directions, detector_from_state, make_detector
 from playerguard.training.inhuman_explain import detector_reasons, shap_reasons
 from playerguard.training.metrics import operating_threshold
+from playerguard.training.params import ModelParams
 from playerguard.training.rules import applicable_rules, fired_matrix, parse_rules, rules_config
 
 FORMAT_VERSION = 1
@@ -74,7 +75,7 @@ DEFAULT_DIRECTIONS: dict[str, str] = {
 DEFAULT_MIN_EVIDENCE: dict[str, float] = {"matches_28d": 5.0}
 
 
-class InhumanPlayModel:
+class InhumanPlayModel(ModelParams):
     """Hybrid cheat and bot detector; see the module docstring for how the parts combine.
 
     `rules`: a rule config (mapping, YAML text or path; None = DEFAULT_RULES). `directions`: feature →
@@ -90,12 +91,6 @@ class InhumanPlayModel:
     # predict_score and explain also take the float64 matrix of `feature_names_` (the scoring hot path),
     # and explain takes `exact_rows`.
     matrix_input: ClassVar[bool] = True
-
-    _PARAM_NAMES: ClassVar[tuple[str, ...]] = (
-        "rules", "directions", "detector", "min_evidence", "target_fpr", "min_positives", "cv_folds",
-        "group_column", "rule_odds", "n_estimators", "max_depth", "learning_rate", "subsample",
-        "colsample_bytree", "min_child_weight", "reg_lambda", "random_state", "n_jobs",
-    )  # fmt: skip
 
     def __init__(
         self,
@@ -138,13 +133,10 @@ class InhumanPlayModel:
         self.random_state = random_state
         self.n_jobs = n_jobs
 
-    def get_params(self) -> dict[str, Any]:
-        """The constructor parameters, JSON-serialisable (rules in their mapping form)."""
-        params = {name: getattr(self, name) for name in self._PARAM_NAMES}
-        params["rules"] = rules_config(parse_rules(self.rules))
-        for name in ("directions", "min_evidence"):
-            params[name] = None if params[name] is None else dict(params[name])
-        return params
+    def saved_params(self) -> dict[str, Any]:
+        """The parameters, JSON-serialisable, with the rules in their mapping form: a saved model keeps the
+        rules it was fitted with, not a path or the defaults of a later release."""
+        return {**super().saved_params(), "rules": rules_config(parse_rules(self.rules))}
 
     # ---- fitting -------------------------------------------------------------------------------------
 
@@ -372,7 +364,7 @@ class InhumanPlayModel:
             "format_version": FORMAT_VERSION,
             "name": self.name,
             "kind": self.kind,
-            "params": self.get_params(),
+            "params": self.saved_params(),
             "mode": self.mode_,
             "feature_names": self.feature_names_,
             "active_rules": [rule.name for rule in self.active_rules_],

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import ClassVar, Self
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,7 @@ from playerguard.errors import DataError
 from playerguard.training.base import binary_labels, feature_columns, read_model_state, select_features
 from playerguard.training.calibration import Calibrator
 from playerguard.training.inhuman_explain import top_reasons
+from playerguard.training.params import ModelParams
 
 FORMAT_VERSION = 1
 STATE_FILE = "model.json"
@@ -53,7 +54,7 @@ def _scale(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.where(std > 0, std, 1.0)
 
 
-class LogisticBaseline:
+class LogisticBaseline(ModelParams):
     """Logistic regression on standardised features, NaN imputed by the median plus a missing flag.
 
     `features` lists the columns to use when present (default: recency/frequency features); when it is
@@ -78,11 +79,6 @@ class LogisticBaseline:
         self.features = features
         self.C = C
         self.calibration = calibration
-
-    def get_params(self) -> dict[str, Any]:
-        """The constructor parameters, JSON-serialisable."""
-        features = None if self.features is None else list(self.features)
-        return {"features": features, "C": self.C, "calibration": self.calibration}
 
     def fit(
         self,
@@ -190,7 +186,7 @@ class LogisticBaseline:
             "format_version": FORMAT_VERSION,
             "name": self.name,
             "kind": self.kind,
-            "params": self.get_params(),
+            "params": self.saved_params(),
             "feature_names": self.feature_names_,
             "medians": self.medians_.tolist(),
             "mean": self.mean_.tolist(),

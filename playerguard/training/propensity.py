@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import ClassVar, Self
 
 import numpy as np
 import pandas as pd
@@ -16,22 +16,10 @@ from playerguard.errors import ConfigError, DataError
 from playerguard.training.base import binary_labels, feature_columns, read_model_state, select_features
 from playerguard.training.calibration import Calibrator
 from playerguard.training.inhuman_explain import top_reasons, tree_contributions
-from playerguard.training.logistic import (
-    RECENCY_FREQUENCY_FEATURES,
-    LogisticBaseline,
-    LogisticChurnModel,
-    LogisticPurchaseModel,
-)
+from playerguard.training.logistic import LogisticBaseline
+from playerguard.training.params import ModelParams
 
-__all__ = [
-    "RECENCY_FREQUENCY_FEATURES",
-    "Calibrator",
-    "ChurnModel",
-    "LogisticBaseline",
-    "LogisticChurnModel",
-    "LogisticPurchaseModel",
-    "PurchaseModel",
-]
+__all__ = ["Calibrator", "ChurnModel", "LogisticBaseline", "PurchaseModel"]
 
 FORMAT_VERSION = 1
 BOOSTER_FILE = "booster.json"
@@ -39,7 +27,7 @@ PARAMS_FILE = "model.json"
 KIND = "xgboost"
 
 
-class _PropensityModel:
+class _PropensityModel(ModelParams):
     """XGBoost (hist) with early stopping and calibration on a validation window, TreeSHAP reasons.
 
     `monotone` maps feature name → +1 (score never falls as the feature rises), −1 (never rises) or 0;
@@ -87,19 +75,6 @@ class _PropensityModel:
         self.validation_fraction = validation_fraction
         self.random_state = random_state
         self.n_jobs = n_jobs
-
-    _PARAM_NAMES: ClassVar[tuple[str, ...]] = (
-        "monotone", "n_estimators", "learning_rate", "max_depth", "min_child_weight", "subsample",
-        "colsample_bytree", "reg_lambda", "early_stopping_rounds", "balance_classes", "calibration",
-        "validation_fraction", "random_state", "n_jobs",
-    )  # fmt: skip
-
-    def get_params(self) -> dict[str, Any]:
-        """The constructor parameters, JSON-serialisable."""
-        params = {name: getattr(self, name) for name in self._PARAM_NAMES}
-        if params["monotone"] is not None:
-            params["monotone"] = dict(params["monotone"])
-        return params
 
     def _monotone_constraints(self, names: Sequence[str]) -> dict[str, int]:
         mapping = dict(self.default_monotone if self.monotone is None else self.monotone)
@@ -238,7 +213,7 @@ class _PropensityModel:
             "format_version": FORMAT_VERSION,
             "name": self.name,
             "kind": self.kind,
-            "params": self.get_params(),
+            "params": self.saved_params(),
             "feature_names": self.feature_names_,
             "monotone_constraints": self.monotone_constraints_,
             "best_iteration": self.best_iteration_,

@@ -148,7 +148,12 @@ def _metric_rows(data: ReportData) -> list[tuple[str, str, str, str]]:
 def _gate_line(data: ReportData) -> str:
     if data.gate is None:
         return "not evaluated (no model registry in this run)"
-    outcome = "PROMOTED to champion" if data.gate["promote"] else "kept the current champion"
+    if data.gate["promote"]:
+        outcome = "PROMOTED to champion"
+    elif data.gate.get("champion_version") is None:
+        outcome = "not promoted (there is no champion)"
+    else:
+        outcome = "kept the current champion"
     return f"{outcome}: {data.gate['reason']}"
 
 

@@ -5,7 +5,7 @@ SM_OUTPUT_DATA_DIR, hyperparameters from SM_HPS or SM_HP_*), trains, and writes 
 SM_MODEL_DIR. With MLFLOW_TRACKING_URI set the run is tracked and registered there; otherwise no registry
 is used. Hyperparameters: models (comma list or JSON list), target_fpr, feature_set (name, or a path,
 relative paths resolved in the train channel first), horizon_days, policy (path, same resolution),
-params (JSON: model name → constructor arguments).
+params (JSON: model name → constructor arguments), min_roc_auc (the gate's floor on a tracked run).
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from typing import Any
 import pandas as pd
 
 from playerguard.errors import ConfigError, DataError, PlayerguardError
+from playerguard.model_names import MODEL_NAMES
 from playerguard.settings import Settings
-from playerguard.training.base import MODEL_NAMES
+from playerguard.training.gate import DEFAULT_MIN_ROC_AUC
 from playerguard.training.metrics import DEFAULT_TARGET_FPR
 
 
@@ -41,6 +42,7 @@ class JobConfig:
     policy_path: Path | None
     tracking_uri: str | None
     params: dict[str, dict[str, Any]]
+    min_roc_auc: float = DEFAULT_MIN_ROC_AUC
 
 
 def _hyperparameters(env: Mapping[str, str]) -> dict[str, Any]:
@@ -79,6 +81,7 @@ def job_config(env: Mapping[str, str]) -> JobConfig:
         models = [name.strip() for name in models.split(",") if name.strip()]
     try:
         target_fpr = float(hp.get("target_fpr", DEFAULT_TARGET_FPR))
+        min_roc_auc = float(hp.get("min_roc_auc", DEFAULT_MIN_ROC_AUC))
         horizon = hp.get("horizon_days")
         horizon_days = None if horizon in (None, "") else int(horizon)
     except (TypeError, ValueError) as error:
@@ -104,6 +107,7 @@ def job_config(env: Mapping[str, str]) -> JobConfig:
         policy_path=_in_channel(str(hp["policy"]), train_dir) if hp.get("policy") else None,
         tracking_uri=env.get("MLFLOW_TRACKING_URI") or None,
         params=params,
+        min_roc_auc=min_roc_auc,
     )
 
 
@@ -136,6 +140,7 @@ def run(env: Mapping[str, str] | None = None) -> Path:
             horizon_days=config.horizon_days,
             params=config.params,
             output_dir=output_dir / "reports",
+            min_roc_auc=config.min_roc_auc,
         )
         sources = [
             ModelSource(name, r.model_dir, r.registered_version, r.registered_name, r.run_id)

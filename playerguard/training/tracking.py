@@ -1,4 +1,4 @@
-"""MLflow tracking and model registry: runs, registered versions, the `champion` alias and its quality gate.
+"""MLflow tracking and model registry: runs, registered versions, the `champion` alias, gate decisions.
 
 The tracking URI comes from `Settings.tracking_uri` and is passed to an `MlflowClient` per call; nothing
 global is set. Models are registered from the logged artifact directory (no pyfunc flavour, no pickle).
@@ -6,6 +6,7 @@ global is set. Models are registered from the logged artifact directory (no pyfu
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import tempfile
@@ -21,14 +22,13 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from playerguard.errors import ConfigError, DataError
+from playerguard.model_names import MODEL_NAMES
 from playerguard.settings import Settings
-from playerguard.training.base import MODEL_NAMES, check_model_name
-from playerguard.training.gate import GATE_METRICS, CandidateChoice, GateDecision, decide_promotion
+from playerguard.training.base import check_model_name
+from playerguard.training.gate import GateDecision, decide_promotion
 
 __all__ = [
     "CHAMPION_ALIAS",
-    "GATE_METRICS",
-    "CandidateChoice",
     "GateDecision",
     "ModelFiles",
     "Tracker",
@@ -51,6 +51,7 @@ REGISTERED_NAMES: dict[str, str] = {
 TAG_PREFIX = "playerguard."
 KIND_TAG = "model.kind"  # on every registered version: xgboost, logistic_baseline or hybrid
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value; full values are in the model's own files
+RECIPE_ARTIFACT = "training_set/recipe.json"
 
 
 def registered_name(model: str) -> str:
@@ -165,14 +166,43 @@ class Tracker:
         return str(self.client.create_model_version(name, source=source, run_id=run_id, tags=tags).version)
 
     def record_decision(self, model: str, version: str, run_id: str, decision: GateDecision) -> None:
-        """Tag the run and version with the gate's decision and move `champion` if it promoted."""
+        """Tag the run and version with the gate's decision, the rule that decided it and why, and move
+        `champion` if it promoted."""
         outcome = "promoted" if decision.promote else "rejected"
         name = registered_name(model)
-        for key, value in (("gate.decision", outcome), ("gate.reason", decision.reason)):
+        tags = (("gate.decision", outcome), ("gate.rule", decision.rule), ("gate.reason", decision.reason))
+        for key, value in tags:
             self.client.set_tag(run_id, TAG_PREFIX + key, value)
             self.client.set_model_version_tag(name, version, TAG_PREFIX + key, value)
         if decision.promote:
             self.client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
+
+    def log_lake_version(self, run_id: str, training_set: Any) -> None:
+        """Record the recipe `build_training_set` attached to `training_set` (its lake version: an Iceberg
+        snapshot id or a digest of the Parquet files read) with the run; nothing if it carries none."""
+        from playerguard.features.rebuild import RECIPE_ATTR
+
+        text = getattr(training_set, "attrs", {}).get(RECIPE_ATTR)
+        if not text:
+            self.client.set_tag(run_id, f"{TAG_PREFIX}lake.version", "not recorded")
+            return
+        lake = json.loads(text)["lake"]
+        self.client.log_text(run_id, text, RECIPE_ARTIFACT)
+        self.client.set_tag(run_id, f"{TAG_PREFIX}lake.kind", lake["kind"])
+        self.client.set_tag(run_id, f"{TAG_PREFIX}lake.version", lake["digest"])
+
+    def lake_version_recipe(self, run_id: str) -> str:
+        """The training-set recipe recorded with `run_id` (JSON); DataError when the run has none."""
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException as error:
+            if not _absent(error):
+                raise
+            raise DataError(f"no MLflow run {run_id!r} at {self.uri}") from None
+        if run.data.tags.get(f"{TAG_PREFIX}lake.kind") is None:
+            raise DataError(f"run {run_id} recorded no lake version: its training set cannot be rebuilt")
+        with tempfile.TemporaryDirectory() as scratch:
+            return Path(self.client.download_artifacts(run_id, RECIPE_ARTIFACT, scratch)).read_text()
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)

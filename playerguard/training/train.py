@@ -1,6 +1,7 @@
 """Training orchestration: per model, an out-of-time fit of its candidates, held-out evaluation against a
-logistic baseline and the current champion, a report, and (with tracking) an MLflow run, a registered
-version and the gate.
+logistic baseline, a report, and (with tracking) the registration path the pipeline shares
+(`registration.register`): an MLflow run, a registered version and the gate, which compares the model with
+the ROC-AUC floor, its baseline and the current champion.
 
 Churn and purchase put forward XGBoost, or their logistic baseline when XGBoost scores below it on the
 held-out cutoff: a studio always gets a model at least as good as the baseline. Inhuman play is judged
@@ -10,94 +11,39 @@ design, whatever their label).
 
 from __future__ import annotations
 
-import inspect
+import json
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from playerguard.errors import ConfigError, DataError
+from playerguard.features.checks import check_before_training
+from playerguard.model_names import MODEL_NAMES
 from playerguard.settings import Settings
-from playerguard.training.base import MODEL_NAMES, check_model_name, feature_columns, get_model_class
+from playerguard.training.base import check_model_name, feature_columns, get_model_class
 from playerguard.training.fitting import FittedModel, fit_model
-from playerguard.training.gate import BASELINE_GATED, BOOSTED_KIND, CandidateChoice, choose_candidate
+from playerguard.training.gate import (
+    BASELINE_GATED,
+    BOOSTED_KIND,
+    DEFAULT_MIN_ROC_AUC,
+    CandidateChoice,
+    choose_candidate,
+)
 from playerguard.training.metrics import DEFAULT_TARGET_FPR, evaluate
 from playerguard.training.report import METRIC_LABELS, ReportData, write_report
+from playerguard.training.results import ModelResult, TrainResult
 
 if TYPE_CHECKING:
-    from playerguard.training.gate import GateDecision
+    from playerguard.training.tracking import Tracker
+
+__all__ = ["ModelResult", "TrainResult", "train"]
 
 Progress = Callable[[str], None]
 IMPORTANCE_SAMPLE_ROWS = 2000
-
-
-@dataclass
-class ModelResult:
-    """The outcome of training one model. `status` is "trained" or "skipped" (then `note` says why).
-
-    `metrics` are the held-out metrics of the model put forward (`kind`, saved in `model_dir`);
-    `candidate_metrics` and `candidate_dirs` hold every candidate's metrics and files, by kind, when there
-    were several, and `choice` says why this one was put forward.
-    """
-
-    model: str
-    status: str
-    note: str = ""
-    metrics: dict[str, float] = field(default_factory=dict)
-    baseline_metrics: dict[str, float] = field(default_factory=dict)
-    champion_metrics: dict[str, float] | None = None
-    champion_version: str | None = None
-    gate: GateDecision | None = None
-    registered_name: str | None = None
-    registered_version: str | None = None
-    run_id: str | None = None
-    report_path: Path | None = None
-    model_dir: Path | None = None
-    threshold: float | None = None
-    split: dict[str, Any] | None = None
-    kind: str | None = None
-    candidate_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
-    candidate_dirs: dict[str, Path] = field(default_factory=dict)
-    choice: str | None = None
-
-
-@dataclass
-class TrainResult:
-    """Per-model results of one `train` call, and where its files were written."""
-
-    models: dict[str, ModelResult]
-    output_dir: Path
-    feature_set_name: str | None = None
-    feature_set_hash: str | None = None
-
-    @property
-    def trained(self) -> list[str]:
-        return [name for name, result in self.models.items() if result.status == "trained"]
-
-    def summary(self) -> list[dict[str, Any]]:
-        """One flat row per model, for tables and logs."""
-        rows = []
-        for name, r in self.models.items():
-            rows.append(
-                {
-                    "model": name,
-                    "status": r.status,
-                    "note": r.note,
-                    "kind": r.kind,
-                    **{f"test_{k}": r.metrics.get(k) for k in ("roc_auc", "pr_auc", "recall_at_fpr")},
-                    **{f"baseline_{k}": r.baseline_metrics.get(k) for k in ("roc_auc", "pr_auc")},
-                    "champion_version": r.champion_version,
-                    "promoted": r.gate.promote if r.gate else None,
-                    "gate_reason": r.gate.reason if r.gate else r.choice,
-                    "registered_version": r.registered_version,
-                    "report": str(r.report_path) if r.report_path else None,
-                }
-            )
-        return rows
 
 
 def _feature_set_identity(feature_set: Any, training_set: pd.DataFrame) -> tuple[str | None, str | None]:
@@ -122,7 +68,7 @@ def _model_params(model_name: str, params: Mapping[str, Mapping[str, Any]] | Non
     """The constructor arguments of `model_name`; a model with its own `target_fpr` gets the run's."""
     chosen = dict((params or {}).get(model_name, {}))
     try:
-        accepts = "target_fpr" in inspect.signature(get_model_class(model_name)).parameters
+        accepts = "target_fpr" in get_model_class(model_name)().get_params()
     except ImportError:
         accepts = False
     if accepts:
@@ -234,6 +180,7 @@ def train(
     horizon_days: int | None = None,
     params: Mapping[str, Mapping[str, Any]] | None = None,
     output_dir: Path | None = None,
+    min_roc_auc: float = DEFAULT_MIN_ROC_AUC,
 ) -> TrainResult:
     """Train, evaluate out of time, report and (with `track`) register and gate each of `models`.
 
@@ -242,7 +189,9 @@ def train(
     the validation cutoff (those whose labels still close by the test cutoff join the final fit). Models
     whose labels are absent or single-class are skipped with a note. Files go to `output_dir` (default
     `<home>/runs/<timestamp>-<id>/<model>/{model,report,candidates}`); `model` holds the model put
-    forward, `candidates/<kind>` every candidate of churn and purchase.
+    forward, `candidates/<kind>` every candidate of churn and purchase. With `track`, every trained model
+    is registered; the gate (the pipeline's: held-out ROC-AUC at least `min_roc_auc`, not below its
+    baseline, better than the champion) decides whether it becomes champion, and the report says why.
     """
     say = progress or (lambda message: None)
     for name in models:
@@ -251,6 +200,7 @@ def train(
         raise DataError("the training set is empty")
     if "cutoff" not in training_set.columns:
         raise DataError("the training set has no 'cutoff' column")
+    feature_set = check_before_training(settings, training_set, feature_set, models)
     identity = _feature_set_identity(feature_set, training_set)
     output_dir = Path(
         output_dir or settings.home / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
@@ -275,23 +225,90 @@ def train(
         if tracker is None:
             result.report_path = write_report(output_dir / name / "report", report)
         else:
-            from playerguard.training.registration import track_model
-
             say(f"{name}: comparing with the champion and registering")
-            track_model(
+            _register(
                 tracker,
                 result,
                 fitted,
                 report,
                 choice=choice,
                 target_fpr=target_fpr,
+                min_roc_auc=min_roc_auc,
                 feature_set=identity,
                 all_cutoffs=all_cutoffs,
                 training_rows=len(training_set),
             )
+            tracker.log_lake_version(result.run_id, training_set)  # what `--as-of-run` rebuilds from
         say(f"{name}: {_headline(result, target_fpr)}")
         results[name] = result
     return TrainResult(results, output_dir, *identity)
+
+
+def _register(
+    tracker: Tracker,
+    result: ModelResult,
+    fitted: FittedModel,
+    report: ReportData,
+    *,
+    choice: CandidateChoice | None,
+    target_fpr: float,
+    min_roc_auc: float,
+    feature_set: tuple[str | None, str | None],
+    all_cutoffs: list[str],
+    training_rows: int,
+) -> None:
+    """Register the model put forward through the path the pipeline shares; the outcome goes into `result`."""
+    # Imported here: MLflow is needed only when tracking.
+    from playerguard.training.registration import Challenger, register
+
+    split = fitted.split.describe()
+    candidates = {
+        f"{kind}_{k}": v for kind, metrics in result.candidate_metrics.items() for k, v in metrics.items()
+    }
+    model = fitted.candidates[result.kind].model
+    registration = register(
+        tracker,
+        Challenger(
+            result.model,
+            result.model_dir,
+            result.kind,
+            result.metrics,
+            fitted.test[fitted.columns],
+            fitted.y_test,
+            baseline_metrics=result.baseline_metrics,
+            choice=choice,
+        ),
+        feature_set_hash=feature_set[1],
+        params={
+            **{f"model.{k}": json.dumps(v) for k, v in model.saved_params().items()},
+            "target_fpr": target_fpr,
+            "feature_set": feature_set[0],
+            "feature_set_hash": feature_set[1],
+            "training_set_cutoffs": ",".join(all_cutoffs),
+            "training_set_rows": training_rows,
+            "train_cutoffs": ",".join(split["train_cutoffs"]),
+            "refit_cutoffs": ",".join(c.isoformat() for c in fitted.refit_cutoffs),
+            "validation_cutoff": split["validation_cutoff"],
+            "test_cutoff": split["test_cutoff"],
+            "n_features": len(fitted.features),
+        },
+        metrics={
+            **{f"rows_{k}": v for k, v in split["rows"].items()},
+            **(candidates if len(result.candidate_metrics) > 1 else {}),
+            "rows_test_excluded": fitted.excluded_test_rows,
+        },
+        min_roc_auc=min_roc_auc,
+        target_fpr=target_fpr,
+        report=report,
+        report_dir=result.report_path.parent,
+    )
+    result.champion_version, result.champion_metrics = (
+        registration.champion_version,
+        registration.champion_metrics,
+    )
+    result.gate, result.run_id = registration.decision, registration.run_id
+    result.registered_name, result.registered_version = registration.registered_name, registration.version
+    result.report_path = registration.report_path
 
 
 def _headline(result: ModelResult, target_fpr: float) -> str:

@@ -1,5 +1,6 @@
 """Which model a run puts forward, and the gate, on a real MLflow store: the logistic baseline ships when
-XGBoost loses to it; inhuman play is gated on PR-AUC over the rows it can judge, not on its baseline."""
+XGBoost loses to it; inhuman play is held to the ROC-AUC floor and gated on PR-AUC over the rows it can
+judge, not on its baseline."""
 
 from __future__ import annotations
 
@@ -179,17 +180,30 @@ def test_bundles_load_either_kind_by_the_class_their_manifest_records(
         load_bundle(directory)
 
 
-def test_inhuman_play_is_promoted_without_a_champion_and_judged_only_on_rows_it_can_judge(
+def test_inhuman_play_is_held_to_the_roc_auc_floor_and_judged_only_on_rows_it_can_judge(
     tmp_path: Path, mlflow_template_db: Path  # noqa: F811
 ) -> None:
     settings = seed_mlflow_store(Settings(home=tmp_path / "home"), mlflow_template_db)
     frame = inhuman_set()
     # Unsupervised (too few labels for its threshold): the logistic reference, fitted on the labels, wins.
+    unsupervised = {"inhuman_play": {"min_positives": 10_000}}
+    refused = train(settings, frame, models=("inhuman_play",), feature_set=None, params=unsupervised)
+    refused = refused.models["inhuman_play"]
+    # It ranks no better than chance: the ROC-AUC floor keeps it from becoming champion although there is
+    # none. It is registered, not promoted, and the gate and the report name the floor.
+    assert refused.registered_version == "1" and not refused.gate.promote
+    assert refused.gate.metric == "pr_auc" and refused.gate.rule == "roc_auc_floor"
+    assert refused.gate.reason.endswith("is below the roc_auc floor 0.6")
+    assert f"not promoted (there is no champion): {refused.gate.reason}" in refused.report_path.read_text()
+    version = MlflowClient(settings.tracking_uri).get_model_version("playerguard-inhuman-play", "1")
+    assert version.tags["playerguard.gate.rule"] == "roc_auc_floor"
+    assert version.tags["playerguard.gate.decision"] == "rejected"
+
     result = train(
-        settings, frame, models=("inhuman_play",), feature_set=None, params={"inhuman_play": {"min_positives": 10_000}}
+        settings, frame, models=("inhuman_play",), feature_set=None, params=unsupervised, min_roc_auc=0.0
     ).models["inhuman_play"]
     assert result.baseline_metrics["pr_auc"] > result.metrics["pr_auc"]
-    assert result.gate.promote and result.registered_version == "1"
+    assert result.gate.promote and result.registered_version == "2"
     assert result.gate.metric == "pr_auc" and "no champion yet" in result.gate.reason
 
     test = frame.loc[frame["cutoff"] == frame["cutoff"].max()]
@@ -205,5 +219,5 @@ def test_inhuman_play_is_promoted_without_a_champion_and_judged_only_on_rows_it_
     # With a champion, PR-AUC on the same judged rows decides: the supervised model replaces it.
     challenger = train(settings, frame, models=("inhuman_play",), feature_set=None).models["inhuman_play"]
     assert challenger.metrics["pr_auc"] > result.metrics["pr_auc"]
-    assert challenger.gate.promote and "beats champion v1" in challenger.gate.reason
+    assert challenger.gate.promote and "beats champion v2" in challenger.gate.reason
     assert challenger.champion_metrics["pr_auc"] == pytest.approx(result.metrics["pr_auc"])

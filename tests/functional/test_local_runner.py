@@ -189,6 +189,8 @@ def test_pipeline_outputs(simulated: Settings, first_runs: tuple[PipelineStepErr
     assert all(m["test_cutoff"] == "2026-01-29T00:00:00+00:00" for m in evaluation["models"].values())
     registered = json.loads((result.output("register") / "registered.json").read_text())  # type: ignore[attr-defined]
     assert {r["version"] for r in registered.values()} == {"1"}
+    # Registered through train's path: the same gate decided, past the floor the quality gate step checked.
+    assert {r["rule"] for r in registered.values()} <= {"baseline", "champion"}
     bundle = load_bundle(result.output("bundle") / "model.tar.gz")  # type: ignore[attr-defined]
     promoted = {name for name, r in registered.items() if r["promoted"]}
     assert set(bundle.models) == promoted and promoted
@@ -209,7 +211,7 @@ def test_reruns_are_cached_and_the_command_shows_it(
     arguments = ["run", "--home", str(simulated.home), "--min-roc-auc", "0.55"]
     outcome = CliRunner().invoke(pipeline_app, arguments, env={"COLUMNS": "200"})
     assert outcome.exit_code == 0, outcome.output
-    rows = [line for line in outcome.output.splitlines() if "│" in line]
+    rows = [line for line in outcome.stdout.splitlines() if "│" in line]
     statuses = {
         cells[1].strip(): cells[2].strip()
         for cells in (row.split("│") for row in rows)
@@ -217,7 +219,8 @@ def test_reruns_are_cached_and_the_command_shows_it(
     }
     assert statuses == {**{name: "cached" for name in STEP_NAMES}, "quality_gate": "ran"}
     again = CliRunner().invoke(pipeline_app, arguments, env={"COLUMNS": "200"})
-    assert again.output.count("cached") == len(STEP_NAMES)
+    assert again.stdout.count("cached") == len(STEP_NAMES)
+    assert again.stderr.count(": cached") == len(STEP_NAMES)  # piped, the progress comes as lines
 
 
 def test_run_command_on_an_empty_lake_fails_in_one_line(tmp_path: Path) -> None:

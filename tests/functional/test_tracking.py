@@ -122,6 +122,30 @@ def test_the_gate_keeps_the_champion_when_the_new_model_is_worse_and_says_why(re
     assert client.get_run(new.run_id).data.tags["playerguard.gate.reason"] == new.gate.reason
 
 
+def test_in_train_the_floor_and_the_champion_are_one_decision(tmp_path: Path) -> None:
+    """A model that beats the champion but not the ROC-AUC floor is registered, not promoted, and says why."""
+    settings = Settings(home=tmp_path / "home")
+    frame = training_set()
+    weak = train(settings, frame, models=("churn",), feature_set=None, params={"churn": WEAK}).models["churn"]
+    assert weak.gate.promote and weak.gate.rule == "champion" and weak.gate.min_roc_auc == 0.6
+    floor = 0.99
+    strong = train(
+        settings, frame, models=("churn",), feature_set=None, params={"churn": STRONG}, min_roc_auc=floor
+    ).models["churn"]
+    assert strong.metrics["roc_auc"] > strong.champion_metrics["roc_auc"]  # it would beat the champion
+    assert strong.registered_version == "2" and not strong.gate.promote
+    assert strong.gate.rule == "roc_auc_floor"
+    below = f"new test roc_auc {strong.metrics['roc_auc']:.4f} is below the roc_auc floor {floor:g};"
+    assert strong.gate.reason.startswith(below)
+    report = strong.report_path.with_name("report.md").read_text()  # the HTML one escapes the apostrophes
+    assert f"kept the current champion: {strong.gate.reason}" in report
+    client = MlflowClient(settings.tracking_uri)
+    assert str(client.get_model_version_by_alias("playerguard-churn", "champion").version) == "1"
+    assert client.get_model_version("playerguard-churn", "2").tags["playerguard.gate.rule"] == "roc_auc_floor"
+    run = client.get_run(strong.run_id)
+    assert run.data.params["min_roc_auc"] == str(floor) and run.data.tags["model.kind"] == strong.kind
+
+
 def test_manual_promotion_and_rollback(registry: tuple) -> None:
     settings = registry[0]
     assert promote(settings, "churn", 2) == {

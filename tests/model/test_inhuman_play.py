@@ -223,7 +223,7 @@ def test_save_load_round_trip(
     assert loaded.explain(test_frame.head(30)) == fitted.explain(test_frame.head(30))
     assert loaded.threshold_ == fitted.threshold_
     pd.testing.assert_frame_equal(loaded.fpr_table_, fitted.fpr_table_)
-    assert loaded.get_params() == fitted.get_params()
+    assert loaded.saved_params() == fitted.saved_params()
 
 
 def test_no_pickle_in_the_saved_directory(tmp_path: Path) -> None:

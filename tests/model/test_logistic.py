@@ -92,7 +92,7 @@ def test_save_load_is_json_and_identical(fitted: tuple, tmp_path: Path) -> None:
     assert type(loaded) is LogisticChurnModel
     np.testing.assert_array_equal(loaded.predict_score(rows), model.predict_score(rows))
     assert loaded.explain(rows) == model.explain(rows)
-    assert loaded.get_params() == model.get_params()
+    assert loaded.saved_params() == model.saved_params()
     with pytest.raises(DataError, match="not a 'purchase' model of kind 'logistic_baseline'"):
         LogisticPurchaseModel.load(tmp_path / "churn")
     from playerguard.training.propensity import ChurnModel

@@ -133,7 +133,7 @@ def test_save_and_load_round_trip_is_identical(churn: ChurnModel, churn_data: di
     loaded = ChurnModel.load(tmp_path / "churn")
     np.testing.assert_array_equal(loaded.predict_score(rows), churn.predict_score(rows))
     assert loaded.explain(rows, top_k=3) == churn.explain(rows, top_k=3)
-    assert loaded.feature_names_ == churn.feature_names_ and loaded.get_params() == churn.get_params()
+    assert loaded.feature_names_ == churn.feature_names_ and loaded.saved_params() == churn.saved_params()
     with pytest.raises(DataError, match="not a 'purchase' model"):
         PurchaseModel.load(tmp_path / "churn")
 

@@ -33,7 +33,9 @@ def test_the_reason_says_which_candidate_won_and_the_champion_still_has_to_be_be
 
 
 def test_inhuman_play_is_not_gated_on_its_logistic_reference() -> None:
-    decision = decide_promotion("inhuman_play", {"pr_auc": 0.9937}, baseline_metrics={"pr_auc": 0.9945})
+    decision = decide_promotion(
+        "inhuman_play", {"pr_auc": 0.9937, "roc_auc": 0.99}, baseline_metrics={"pr_auc": 0.9945}
+    )
     assert decision.promote and decision.metric == "pr_auc"
     assert decision.reason == "no champion yet; new test pr_auc 0.9937 (logistic baseline 0.9945)"
     assert decision.baseline_value == 0.9945
