@@ -7,11 +7,16 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from playerguard.errors import PlayerguardError
+from playerguard.command_options import HomeOption, settings_for
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+from playerguard.errors import ConfigError, PlayerguardError
 
 app = typer.Typer(
     name="playerguard",
@@ -36,15 +41,30 @@ _SUB_APPS: tuple[tuple[str, str, str], ...] = (
 _COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("playerguard.lake.commands", "ingest_command", "ingest"),
     ("playerguard.training.commands", "train_command", "train"),
-    ("playerguard.training.commands", "score_command", "score"),
+    ("playerguard.inference.commands", "score_command", "score"),
     ("playerguard.inference.commands", "serve", "serve"),
     ("playerguard.inference.commands", "deploy", "deploy"),
     ("playerguard.inference.commands", "undeploy", "undeploy"),
+    ("playerguard.review.commands", "review_command", "review"),
+    ("playerguard.inference.commands", "explain_command", "explain"),
 )
 
 
+# (module, attribute, name) of a command mounted on a sub-app defined in a lower layer: `lake info` also
+# describes a studio's own table, which takes the features layer's SQL.
+_SUB_APP_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "lake": ("playerguard.features.source_commands", "lake_info_command", "info"),
+}
+
+
 def _mount() -> None:
+    if app.registered_groups:  # mounted already (a second call in one process)
+        return
     for module, attribute, name in _SUB_APPS:
+        if name in _SUB_APP_COMMANDS:
+            command_module, command, command_name = _SUB_APP_COMMANDS[name]
+            sub_app = getattr(importlib.import_module(module), attribute)
+            sub_app.command(command_name)(getattr(importlib.import_module(command_module), command))
         app.add_typer(getattr(importlib.import_module(module), attribute), name=name)
     for module, attribute, name in _COMMANDS:
         app.command(name)(getattr(importlib.import_module(module), attribute))
@@ -58,28 +78,37 @@ def simulate(
     replace: Annotated[bool, typer.Option(help="Clear the local lake and ground truth first.")] = False,
     layout: Annotated[
         str,
-        typer.Option(help="native (the event envelope) or gap (a Game Analytics Pipeline raw_events table)."),
+        typer.Option(
+            help="native (the event envelope), gap (a Game Analytics Pipeline v2 raw_events table) or gap-v3 "
+            "(its v3 Apache Iceberg table)."
+        ),
     ] = "native",
     faults: Annotated[
-        int, typer.Option(help="gap layout: rows that break the mapping, to see them counted.")
+        int, typer.Option(help="gap and gap-v3 layouts: rows that break the mapping, to see them counted.")
     ] = 0,
+    home: HomeOption = None,
 ) -> None:
     """Simulate a game with known cheaters, bots, churners and buyers, and write it into the lake."""
     from playerguard.errors import ConfigError
-    from playerguard.settings import Settings
 
     if layout == "gap":
         from playerguard.simulator.gap_layout import write_gap_simulation
 
         summary = write_gap_simulation(
-            Settings(), players=players, days=days, seed=seed, replace=replace, faults=faults
+            settings_for(home), players=players, days=days, seed=seed, replace=replace, faults=faults
+        )
+    elif layout == "gap-v3":
+        from playerguard.simulator.gap_v3_layout import write_gap_v3_simulation
+
+        summary = write_gap_v3_simulation(
+            settings_for(home), players=players, days=days, seed=seed, replace=replace, faults=faults
         )
     elif layout == "native":
         from playerguard.simulator.writer import write_simulation
 
-        summary = write_simulation(Settings(), players=players, days=days, seed=seed, replace=replace)
+        summary = write_simulation(settings_for(home), players=players, days=days, seed=seed, replace=replace)
     else:
-        raise ConfigError(f"unknown layout {layout!r}; use native or gap")
+        raise ConfigError(f"unknown layout {layout!r}; use native, gap or gap-v3")
     typer.echo(summary)
 
 
@@ -102,26 +131,86 @@ def demo(
     run_demo(players=players, days=days, seed=seed, home=home)
 
 
+# Variables read outside the settings classes (by a command option, a data adapter or the tests).
+_OTHER_VARIABLES = frozenset(
+    {"PLAYERGUARD_CS2CD_DIR", "PLAYERGUARD_SERVING_IMAGE_URI", "PLAYERGUARD_SAGEMAKER_ROLE_ARN",
+     "PLAYERGUARD_UPDATE_GOLDEN"}
+)  # fmt: skip
+
+
+def _known_variables(present: list[str]) -> set[str]:
+    """Every PLAYERGUARD_* name some part of playerguard reads; the sub-settings are imported only when a
+    variable of theirs is set."""
+    from playerguard.settings import Settings
+
+    known = {f"PLAYERGUARD_{name.upper()}" for name in Settings.model_fields} | set(_OTHER_VARIABLES)
+    if any(name.startswith("PLAYERGUARD_STREAM_") for name in present):
+        from playerguard.stream.handler import StreamConfig
+
+        known |= {f"PLAYERGUARD_STREAM_{name.upper()}" for name in StreamConfig.model_fields}
+    if any(name.startswith("PLAYERGUARD_SAGEMAKER_") for name in present):
+        from playerguard.pipelines.sagemaker_pipeline import SageMakerPipelineConfig
+
+        known |= {f"PLAYERGUARD_SAGEMAKER_{name.upper()}" for name in SageMakerPipelineConfig.model_fields}
+    return known
+
+
+def check_environment(environ: dict[str, str]) -> None:
+    """A ConfigError for a PLAYERGUARD_* variable that nothing reads (a typo would otherwise be ignored)."""
+    import difflib
+
+    present = sorted(name for name in environ if name.startswith("PLAYERGUARD_"))
+    known = _known_variables(present)
+    for name in present:
+        if name not in known:
+            near = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f"; did you mean {near[0]}?" if near else ""
+            raise ConfigError(f"unknown environment variable {name}{hint}")
+
+
+def _setting_error(error: ValidationError) -> str:
+    """One line for an invalid setting value: which variable, what it holds, what it must be."""
+    first = error.errors()[0]
+    field = ".".join(str(part) for part in first.get("loc", ())) or "setting"
+    prefix = "PLAYERGUARD_" if error.title == "Settings" else ""
+    return f"invalid setting {prefix}{field.upper()}={first.get('input')!r}: {first.get('msg')}"
+
+
+def _is_usage_error(error: BaseException) -> bool:
+    """Click's usage and parameter errors, from whichever click typer runs on (it may bundle its own)."""
+    return any(cls.__name__ == "ClickException" for cls in type(error).__mro__)
+
+
 def main() -> None:
     """Entry point: run the app, turning user errors into one line on stderr and exit code 2."""
+    from pydantic import ValidationError
+
     # MLflow's per-download progress bars and table-creation logs drown the command's own output.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # mlflow resets its logger's level on import
     logging.getLogger("mlflow").setLevel(logging.WARNING)
-    _mount()
     try:
+        check_environment(dict(os.environ))
+        _mount()
         app(standalone_mode=False)
     except PlayerguardError as error:
-        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
-        sys.exit(2)
+        _fail(f"error: {error}")
+    except ValidationError as error:
+        _fail(f"error: {_setting_error(error)}")
     except typer.Abort:
         sys.exit(130)
-    except Exception as error:  # click's usage errors are already rendered by click
-        import click
+    except Exception as error:
+        if not _is_usage_error(error):
+            raise
+        context = getattr(error, "ctx", None)
+        where = f"{context.command_path}: " if context is not None else ""
+        message = " ".join(error.format_message().split())
+        _fail(f"error: {where}{message}", getattr(error, "exit_code", 2) or 2)
 
-        if isinstance(error, click.exceptions.ClickException):
-            error.show()
-            sys.exit(error.exit_code)
-        raise
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -28,10 +28,22 @@ from playerguard.features.labels import (
     compile_outcomes,
     load_inhuman_labels,
 )
-from playerguard.features.spec import FeatureSet, load_feature_set
+from playerguard.features.profile import LakeProfile
+from playerguard.features.profile import profile_lake as read_profile
+from playerguard.features.rebuild import attach_recipe, lake_version_of
+from playerguard.features.spec import FeatureSet
+from playerguard.features.spec import load_feature_set as load_named_feature_set
+from playerguard.features.suggest import AUTO, Suggestion, suggest_feature_set
 from playerguard.settings import Settings
 
-__all__ = ["build_features", "build_training_set", "feature_query", "load_feature_set"]
+__all__ = [
+    "build_features",
+    "build_training_set",
+    "feature_query",
+    "load_feature_set",
+    "profile_lake",
+    "suggest_features",
+]
 
 Strategy = Literal["per_cutoff", "one_query"]
 """How a training set's cutoffs are queried. Measured on 16M simulated events, 3 cutoffs (bench/):
@@ -39,8 +51,38 @@ one query for all was ~10% faster locally but holds every cutoff's groups in mem
 it saves a query round trip per cutoff. The default (None) is per_cutoff on DuckDB, one_query on Athena."""
 
 
-def _as_feature_set(feature_set: str | Path | FeatureSet) -> FeatureSet:
-    return feature_set if isinstance(feature_set, FeatureSet) else load_feature_set(feature_set)
+def profile_lake(settings: Settings, *, engine: SqlEngine | None = None) -> LakeProfile:
+    """Event types with their counts and, per type, the attributes with type, null rate and cardinality."""
+    with _engine(settings, engine) as eng:
+        return read_profile(eng)
+
+
+def suggest_features(
+    settings: Settings, *, name: str = "suggested", engine: SqlEngine | None = None
+) -> Suggestion:
+    """A feature set fitted to the lake's event types and attributes, as commented YAML and parsed."""
+    return suggest_feature_set(profile_lake(settings, engine=engine), name=name)
+
+
+def load_feature_set(
+    feature_set: str | Path | FeatureSet,
+    settings: Settings | None = None,
+    *,
+    engine: SqlEngine | None = None,
+) -> FeatureSet:
+    """A packaged set by name (`default`, `combat`), a YAML file by path, or `auto`: the set
+    `features suggest` derives from the lake of `settings` (from the environment when None)."""
+    if isinstance(feature_set, FeatureSet):
+        return feature_set
+    if str(feature_set) == AUTO:
+        return suggest_features(settings or Settings(), name=AUTO, engine=engine).feature_set
+    return load_named_feature_set(feature_set)
+
+
+def _as_feature_set(
+    feature_set: str | Path | FeatureSet, settings: Settings | None = None, engine: SqlEngine | None = None
+) -> FeatureSet:
+    return load_feature_set(feature_set, settings, engine=engine)
 
 
 @contextmanager
@@ -71,10 +113,12 @@ def feature_query(
     columns: dict[str, str] | None = None,
     database: str = "playerguard",
     table: str = "events",
+    settings: Settings | None = None,
 ) -> CompiledQuery:
-    """The Athena SQL and parameters `build_features` runs (for review: `playerguard features sql`)."""
+    """The Athena SQL and parameters `build_features` runs (for review: `playerguard features sql`);
+    `settings` names the lake `auto` is derived from."""
     return compile_features(
-        _as_feature_set(feature_set),
+        _as_feature_set(feature_set, settings),
         cutoffs,
         lookback_days=lookback_days,
         active_within_days=active_within_days,
@@ -98,8 +142,8 @@ def build_features(
 
     `lookback_days` is the window of definitions whose window is `lookback`. A naive cutoff is UTC.
     """
-    fs = _as_feature_set(feature_set)
     with _engine(settings, engine) as eng:
+        fs = _as_feature_set(feature_set, settings, eng)
         query = compile_features(
             fs,
             [cutoff],
@@ -163,6 +207,8 @@ def build_training_set(
     label_purchase, label_inhuman_play (Int8, NA where unknown or not applicable).
 
     `strategy` "per_cutoff" runs one feature query per cutoff; "one_query" computes all cutoffs in one.
+    When the engine says which lake version it reads (DuckDB), the frame carries the recipe that builds
+    the same rows again (`features.rebuild`); training records it with its runs.
     """
     if not cutoffs:
         raise ConfigError("build_training_set needs at least one cutoff")
@@ -170,9 +216,10 @@ def build_training_set(
         raise ConfigError(f"unknown strategy {strategy!r}; use per_cutoff or one_query")
     check_days(horizon_days, "horizon")
     ordered = sorted({normalize_cutoff(c) for c in cutoffs})
-    fs = _as_feature_set(feature_set)
     inhuman = load_inhuman_labels(settings)
     with _engine(settings, engine) as eng:
+        version = lake_version_of(eng)  # pinned before the first read
+        fs = _as_feature_set(feature_set, settings, eng)
         columns = eng.column_types()
         if fs.labels.churn_event or fs.labels.purchase_event:
             _check_horizon(eng, ordered[-1], horizon_days)
@@ -190,4 +237,5 @@ def build_training_set(
         raise DataError(
             "no player has an event before any of the cutoffs; check the cutoffs against the lake"
         )
+    attach_recipe(frame, eng, version, ordered, horizon_days, lookback_days, fs, strategy, inhuman)
     return frame

@@ -2,7 +2,9 @@
 
 Both engines take the same SQL text (Athena/Trino dialect, `?` placeholders) and the same parameter
 values. `DuckDBEngine` transpiles the SQL with sqlglot and runs it over a view named like the Glue table
-(`"<database>"."events"`) on the local Parquet lake. `AthenaEngine` hands it to
+(`"<database>"."events"`) on the local Parquet lake (or a source mapping's table: Parquet files, or an
+Iceberg table whose files Iceberg plans per query). `DuckDBEngine.lake_version()` is the version it reads;
+given one (`lake_version=`), it reads that version again. `AthenaEngine` hands it to
 `awswrangler.athena.read_sql_query` with server-side (qmark) execution parameters.
 
 Percentiles: Athena's `approx_percentile` is approximate; locally it becomes DuckDB's exact
@@ -23,8 +25,9 @@ from sqlglot import exp
 
 from playerguard.errors import DataError
 from playerguard.features.compiler import TIMESTAMP, quote
-from playerguard.features.source_binding import MappedSource, register_local_table
-from playerguard.features.sources import SourceMapping
+from playerguard.features.lake_version import LakeVersion, check_files, list_files
+from playerguard.features.source_binding import MappedSource, local_table_glob, register_local_table
+from playerguard.features.sources import Days, SourceMapping
 from playerguard.lake.envelope import NUMBER, STRING
 from playerguard.lake.local import LocalLake
 from playerguard.lake.s3 import EVENTS_TABLE  # the Glue table; the local view takes its name
@@ -97,10 +100,13 @@ class DuckDBEngine:
         threads: int | None = None,
         temp_directory: Path | None = None,
         source: SourceMapping | None = None,
+        lake_version: LakeVersion | None = None,
     ) -> None:
         self.lake = LocalLake(lake_root)
         # A mapped source reads the studio's table at <lake_root>/<its table>/ in place of the lake's events.
         self.source = MappedSource(source) if source is not None else None
+        self._version = lake_version
+        self._iceberg: Any = None  # an Iceberg source's file planner, made with the connection
         self.database = database
         self.table = table
         self._config: dict[str, Any] = {}
@@ -130,21 +136,59 @@ class DuckDBEngine:
             if "temp_directory" in self._config:
                 Path(self._config["temp_directory"]).mkdir(parents=True, exist_ok=True)
             con = duckdb.connect(config=self._config)
+            pinned = self._pinned_files()
+            if self.source is not None and self.source.mapping.format == "iceberg":
+                from playerguard.features.iceberg_source import IcebergSource
+
+                snapshot = self._version.snapshot_id if self._version is not None else None
+                self._iceberg = IcebergSource(self.source.mapping, self.lake.root, snapshot_id=snapshot)
+                self._con = self._iceberg.register(con)
+                return self._con
             if self.source is not None:
-                self._con = register_local_table(con, self.source.mapping, self.lake.root)
+                self._con = register_local_table(con, self.source.mapping, self.lake.root, pinned)
                 return self._con
             glob = self.lake.events_glob().replace("'", "''")  # a view cannot take parameters: quoted path
+            if pinned is not None:
+                glob = "', '".join(path.replace("'", "''") for path in pinned)
             # The lake keeps UTC instants (TIMESTAMPTZ); Athena's column is a plain TIMESTAMP holding UTC.
             # Rebuilding it from epoch microseconds avoids DuckDB's time-zone machinery (10x slower).
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.database)}")
             con.execute(
                 f"CREATE OR REPLACE VIEW {quote(self.database)}.{quote(self.table)} AS "
                 "SELECT * REPLACE (make_timestamp(epoch_us(event_timestamp)) AS event_timestamp) "
-                f"FROM read_parquet('{glob}', hive_partitioning = true, union_by_name = true, "
+                f"FROM read_parquet(['{glob}'], hive_partitioning = true, union_by_name = true, "
                 "hive_types = {'event_date': VARCHAR})"
             )
             self._con = con
         return self._con
+
+    def _pinned_files(self) -> list[str] | None:
+        """The files of the version given to read again (None: read the lake as it is)."""
+        if self._version is None:
+            return None
+        iceberg = self.source is not None and self.source.mapping.format == "iceberg"
+        name = self._table_name()
+        if self._version.kind != ("iceberg" if iceberg else "files") or self._version.table != name:
+            raise DataError(f"the recorded version ({self._version.describe()}) is not of {name}")
+        return None if iceberg else check_files(self.lake.root, self._version)
+
+    def _table_name(self) -> str:
+        if self.source is not None:
+            return f"{self.source.mapping.database}.{self.source.mapping.table}"
+        return f"{self.database}.{self.table}"
+
+    def lake_version(self) -> LakeVersion:
+        """The version this engine reads: the one it was given, or the Iceberg snapshot it pinned, or the
+        Parquet files (with sizes and times) its table has now."""
+        if self._version is not None:
+            return self._version
+        if self.source is not None and self.source.mapping.format == "iceberg":
+            self._connection()
+            return LakeVersion("iceberg", self._table_name(), snapshot_id=self._iceberg.snapshot_id)
+        if self.source is not None:
+            pattern = local_table_glob(self.source.mapping, Path("."))
+            return list_files(self.lake.root, pattern, self._table_name())
+        return list_files(self.lake.root, "events/*/*.parquet", self._table_name())
 
     def column_types(self) -> dict[str, str]:
         if self.source is not None:
@@ -154,8 +198,14 @@ class DuckDBEngine:
 
     def query(self, sql: str, params: Sequence[str]) -> pd.DataFrame:
         if self.source is not None:
-            sql, params = self.source.bind(sql, params, self.database, self.table, self._run)
+            plan = self._plan if self.source.mapping.format == "iceberg" else None
+            sql, params = self.source.bind(sql, params, self.database, self.table, self._run, plan)
         return self._run(sql, params)
+
+    def _plan(self, days: Days) -> None:
+        """Point the Iceberg source's view at the files Iceberg plans for the days a query reads."""
+        con = self._connection()  # makes the source's planner on first use
+        self._iceberg.register(con, days)
 
     def _run(self, sql: str, params: Sequence[str]) -> pd.DataFrame:
         return self._connection().execute(transpile_to_duckdb(sql), list(params)).df()
@@ -188,6 +238,7 @@ class AthenaEngine:
         table: str = EVENTS_TABLE,
         ctas_approach: bool = False,
         source: SourceMapping | None = None,
+        lake_version: LakeVersion | None = None,
     ) -> None:
         self.settings = settings
         self.database = settings.glue_database
@@ -197,6 +248,41 @@ class AthenaEngine:
         self.ctas_approach = ctas_approach
         self._boto3_session = boto3_session
         self.source = MappedSource(source) if source is not None else None
+        iceberg = source is not None and source.format == "iceberg"
+        if lake_version is not None and (not iceberg or lake_version.kind != "iceberg"):
+            raise DataError(
+                f"Athena reads a recorded version only of an Iceberg source, not {lake_version.describe()}"
+            )
+        self._version = lake_version
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **options: Any) -> AthenaEngine:
+        return cls(settings, **options)
+
+    def lake_version(self) -> LakeVersion | None:
+        """An Iceberg source's snapshot this engine reads, pinned on first call (the table's current one,
+        from Glue) so that every later query reads it; None for other tables (no versions to name)."""
+        mapping = self.source.mapping if self.source is not None else None
+        if mapping is None or mapping.format != "iceberg":
+            return None
+        if self._version is None:
+            from playerguard.features.glue_iceberg import glue_iceberg_table
+
+            current = glue_iceberg_table(mapping.database, mapping.table, self._session()).current_snapshot()
+            if current is None:
+                raise DataError(f"the Iceberg table {mapping.database}.{mapping.table} has no snapshot yet")
+            name = f"{mapping.database}.{mapping.table}"
+            self._version = LakeVersion("iceberg", name, snapshot_id=current.snapshot_id)
+        return self._version
+
+    def _at_version(self, sql: str) -> str:
+        """`sql` reading the pinned snapshot of the Iceberg source (Athena's time travel)."""
+        if self._version is None or self.source is None:
+            return sql
+        relation = self.source.mapping.relation
+        # A snapshot id is an integer of the table's own metadata; Athena takes no parameter there.
+        pinned = f"FROM {relation} FOR VERSION AS OF {int(self._version.snapshot_id)}"  # type: ignore[arg-type]
+        return re.sub(rf"FROM {re.escape(relation)}(?=\s|$)", lambda _: pinned, sql)
 
     def _session(self) -> Any:
         if self._boto3_session is None:
@@ -226,7 +312,7 @@ class AthenaEngine:
         import awswrangler as wr
 
         return wr.athena.read_sql_query(
-            sql,
+            self._at_version(sql),
             database=self.database,
             workgroup=self.settings.athena_workgroup,
             s3_output=self.settings.athena_output_s3_uri,

@@ -87,7 +87,7 @@ def check_source(
     report = SourceReport(mapping.name, f"{mapping.database}.{mapping.table}")
     backend = backend_for(settings)
     if catalog is None:
-        catalog = backend.catalog(mapping, boto3_session)
+        catalog = backend.catalog(mapping, boto3_session=boto3_session)
     if not _check_catalog(report, mapping, catalog):
         return report
     first, last = _checked_days(report, days)
@@ -112,10 +112,10 @@ def _check_catalog(report: SourceReport, mapping: SourceMapping, catalog: Source
     if missing:
         report.problems.append(f"the table has no column {', '.join(missing)} (it has: {', '.join(columns)})")
         return False
-    if mapping.partitions is None:
+    if mapping.partitions is None and mapping.format != "iceberg":
         return True
     values = catalog.partitions()
-    names = ["date"] if mapping.partitions.date else ["year", "month", "day"]
+    names = ["year", "month", "day"] if mapping.partitions and not mapping.partitions.date else ["date"]
     pattern = re.compile("^" + "-".join(_PARTITION_FORMATS[n] for n in names) + "$")
     labels = ["-".join(v) for v in values]
     malformed = [label for label in labels if not pattern.match(label)]

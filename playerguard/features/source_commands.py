@@ -4,13 +4,12 @@ place through a source mapping. `cli.py` mounts `source_app` as the `source` sub
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from playerguard.command_options import HomeOption, settings_for
 from playerguard.errors import DataError
-from playerguard.settings import Settings
 
 source_app = typer.Typer(
     help="Read a studio's own event table in place (e.g. a Game Analytics Pipeline lake) through a mapping.",
@@ -20,13 +19,6 @@ source_app = typer.Typer(
 MappingOption = Annotated[
     str, typer.Option("--mapping", "-m", help="Source mapping YAML, or a packaged one by name (gap).")
 ]
-HomeOption = Annotated[
-    Path | None, typer.Option(help="State directory (default: PLAYERGUARD_HOME or ./.playerguard).")
-]
-
-
-def _settings(home: Path | None) -> Settings:
-    return Settings(home=home) if home else Settings()
 
 
 @source_app.command("check")
@@ -41,7 +33,7 @@ def check_command(
     from playerguard.features.sources import load_source_mapping
 
     report = check_source(
-        _settings(home), load_source_mapping(mapping), days=None if all_partitions else days
+        settings_for(home), load_source_mapping(mapping), days=None if all_partitions else days
     )
     for line in report.lines():
         typer.echo(line)
@@ -64,3 +56,14 @@ def sql_command(
     query = mapped_select(load_source_mapping(mapping), start, end)
     typer.echo(query.sql)
     typer.echo(f"-- parameters: {list(query.params)}")
+
+
+def lake_info_command(home: HomeOption = None) -> None:
+    """Events by type and by day, players, date range, attribute columns and rejected rows by reason: of
+    the native lake, or of the studio's table that PLAYERGUARD_SOURCE_MAPPING reads."""
+    from playerguard.features.source_info import source_info
+    from playerguard.lake.commands import render_lake_info
+    from playerguard.lake.info import lake_info
+
+    settings = settings_for(home)
+    render_lake_info(source_info(settings) if settings.source_mapping else lake_info(settings))

@@ -13,24 +13,24 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from playerguard.durations import parse_duration
 from playerguard.errors import ConfigError
 from playerguard.lake.envelope import check_identifier
 
 KINDS = (
     "count", "sum", "mean", "min", "max", "stddev", "distinct_count", "percentile",
-    "ratio", "trend", "recency", "tenure", "gap_cv",
+    "ratio", "trend", "recency", "tenure", "gap_cv", "gap_mean", "active_days",
 )  # fmt: skip
 NUMERIC_KINDS = frozenset({"sum", "mean", "min", "max", "stddev", "percentile"})
 MEASURES = ("count", "sum")
 """What a ratio's numerator/denominator or a trend aggregates."""
-HOLISTIC_KINDS = frozenset({"percentile", "stddev", "distinct_count"})
+HOLISTIC_KINDS = frozenset({"percentile", "stddev", "distinct_count", "active_days"})
 """Kinds computed from all matching values at once, not from a running total."""
 OPERATORS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "not_in")
 ORDERING_OPERATORS = frozenset({"lt", "le", "gt", "ge"})
@@ -50,30 +50,12 @@ _ALLOWED_KEYS: dict[str, set[str]] = {
     "recency": _SELECTION_KEYS,
     "tenure": {"event_type", "where"},
     "gap_cv": _SELECTION_KEYS,
+    "gap_mean": _SELECTION_KEYS,
+    "active_days": _SELECTION_KEYS,
     **{kind: _SELECTION_KEYS | {"attribute"} for kind in ("sum", "mean", "min", "max", "stddev")},
 }
-_DURATION = re.compile(r"^([1-9][0-9]{0,5})([smhdw])$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 _PACKAGED_DIR = Path(__file__).parent / "definitions"
-
-
-def parse_duration(text: str, what: str = "duration") -> timedelta:
-    """`28d`, `12h`, `30m`, `45s`, `2w` as a timedelta; anything else is a ConfigError naming `what`."""
-    match = _DURATION.match(str(text).strip()) if isinstance(text, (str, int)) else None
-    if match is None:
-        raise ConfigError(
-            f"invalid {what} {text!r}: use a positive whole number followed by s, m, h, d or w (e.g. 28d, 12h)"
-        )
-    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
-
-
-def parse_days(text: str, what: str = "duration") -> int:
-    """A duration that must be a whole number of days (`28d`, `2w`), as an int."""
-    duration = parse_duration(text, what)
-    if duration % timedelta(days=1):
-        raise ConfigError(f"{what} {text!r} must be a whole number of days (e.g. 28d)")
-    return duration.days
 
 
 @dataclass(frozen=True)
@@ -211,12 +193,6 @@ class FeatureSet:
             [d.canonical() for d in self.definitions], sort_keys=True, separators=(",", ":")
         )
         return hashlib.sha256(canonical.encode()).hexdigest()
-
-    def to_yaml(self) -> str:
-        """The YAML text this set was loaded from (to ship beside a model)."""
-        if self.path is None:
-            raise ConfigError(f"feature set {self.name!r} was not loaded from a file")
-        return self.path.read_text()
 
 
 def _fail(feature: str, message: str) -> ConfigError:
@@ -405,7 +381,7 @@ def load_feature_set(name_or_path: str | Path) -> FeatureSet:
         if text not in packaged_feature_sets():
             raise ConfigError(
                 f"unknown feature set {text!r}; packaged sets: {', '.join(packaged_feature_sets())}, "
-                "or pass a path to a .yaml file"
+                "auto (derived from the lake), or a path to a .yaml file"
             )
         path = _PACKAGED_DIR / f"{text}.yaml"
     try:

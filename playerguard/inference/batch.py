@@ -10,8 +10,8 @@ import pandas as pd
 
 from playerguard.errors import DataError
 from playerguard.inference.bundle import Bundle, load_bundle
+from playerguard.model_names import MODEL_NAMES
 from playerguard.settings import Settings
-from playerguard.training.base import MODEL_NAMES
 
 
 @dataclass(frozen=True)

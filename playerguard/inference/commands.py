@@ -1,4 +1,5 @@
-"""`playerguard serve`, `deploy` and `undeploy`: the scoring endpoint on this machine or on SageMaker."""
+"""`playerguard score`, `serve`, `deploy` and `undeploy`: batch scores, and the scoring endpoint on this machine
+or on SageMaker."""
 
 from __future__ import annotations
 
@@ -10,6 +11,18 @@ from typing import Annotated, Any
 
 import typer
 
+from playerguard.command_options import (
+    ActiveWithinOption,
+    FormatOption,
+    HomeOption,
+    LookbackOption,
+    parse_cutoff,
+    settings_for,
+)
+from playerguard.durations import parse_days
+from playerguard.errors import ConfigError
+from playerguard.output import working
+
 BundleOption = Annotated[
     Path | None,
     typer.Option(help="Bundle directory or model.tar.gz (default: the registry's champions, bundled into <home>/bundle)."),
@@ -19,20 +32,65 @@ FeatureSetOption = Annotated[
 ]
 
 
+def score_command(
+    cutoff: Annotated[
+        str, typer.Option("--cutoff", help="Score every player with an event before this time (YYYY-MM-DD or ISO 8601).")
+    ],
+    out: Annotated[Path, typer.Option(help="Output file (.parquet or .csv).")] = Path("scores.parquet"),
+    bundle: Annotated[Path | None, typer.Option(help="Model bundle (default: the registry's champions).")] = None,
+    lookback: LookbackOption = "28d",
+    active_within: ActiveWithinOption = None,
+    to_lake: Annotated[bool, typer.Option(help="Also write player_scores/player_flags into the lake (Glue on aws).")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Batch-score the population at a cutoff with the champion models: scores, actions and reasons."""
+    from playerguard.features.cutoffs import check_cutoff
+    from playerguard.inference.batch import champion_bundle, score_cutoff
+
+    if out.suffix not in (".parquet", ".csv"):
+        raise ConfigError(f"--out {out}: use a .parquet or .csv file name")
+    settings = settings_for(home)
+    moment = parse_cutoff(cutoff)
+    lookback_days = parse_days(lookback, "--lookback")
+    check_cutoff(settings, moment, lookback_days=lookback_days)
+    loaded = champion_bundle(settings, bundle)
+    with working(f"scoring the players active before {moment:%Y-%m-%d %H:%M}"):
+        scores = score_cutoff(
+            settings,
+            moment,
+            bundle=loaded,
+            lookback_days=lookback_days,
+            active_within_days=parse_days(active_within, "--active-within") if active_within else None,
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".csv":
+        scores.table.to_csv(out, index=False)
+    else:
+        scores.table.to_parquet(out, index=False)
+    for note in scores.notes:
+        typer.echo(f"note: {note}")
+    acted = int((scores.table["actions"] != "[]").sum())
+    typer.echo(f"scored {len(scores.table):,} players at {moment.isoformat()}; {acted:,} with an action; wrote {out}")
+    if to_lake:
+        from playerguard.inference.writeback import write_results
+
+        typer.echo(str(write_results(settings, scores.table, cutoff=moment)))
+
+
 def serve(
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8080,
     host: Annotated[str, typer.Option(help="Address to bind; anything but loopback exposes the models.")] = "127.0.0.1",
     bundle: BundleOption = None,
     feature_set: FeatureSetOption = "default",
     max_records: Annotated[int, typer.Option(help="Most records (or players) per request.")] = 1000,
     max_body_bytes: Annotated[int, typer.Option(help="Largest request body, in bytes.")] = 6 * 1024 * 1024,
+    home: HomeOption = None,
 ) -> None:
     """Serve the three models over SageMaker's HTTP contract: GET /ping, POST /invocations and
     POST /endpoints/<name>/invocations. Reload the bundle with SIGHUP or POST /admin/reload."""
     from playerguard.inference.payloads import Limits
     from playerguard.inference.server import BundleSource
     from playerguard.inference.server import serve as run_server
-    from playerguard.settings import Settings
 
     def ready(info: dict[str, Any]) -> None:
         versions = ", ".join(f"{model} {version}" for model, version in info["model_versions"].items())
@@ -41,7 +99,7 @@ def serve(
         typer.echo(f"  reload: kill -HUP {os.getpid()}   or   curl -X POST {info['url']}/admin/reload")
 
     run_server(
-        BundleSource(Settings(), bundle, feature_set),
+        BundleSource(settings_for(home), bundle, feature_set),
         host=host,
         port=port,
         limits=Limits(max_records=max_records, max_body_bytes=max_body_bytes),
@@ -112,3 +170,53 @@ def _aws_errors() -> Iterator[None]:
         yield
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
         raise ConfigError(f"AWS refused: {error}") from None
+
+
+def explain_command(
+    player_id: Annotated[str, typer.Argument(help="The player to explain.")],
+    cutoff: Annotated[
+        str | None,
+        typer.Option(
+            "--cutoff", help="YYYY-MM-DD or ISO 8601 time (default: just after the lake's last event day)."
+        ),
+    ] = None,
+    lookback: LookbackOption = "28d",
+    active_within: ActiveWithinOption = None,
+    bundle: BundleOption = None,
+    output_format: FormatOption = None,
+    home: HomeOption = None,
+) -> None:
+    """One player's three scores, the actions the policy takes, and the reasons: the player's feature values
+    next to the population's typical value (the median over the players scored at the cutoff)."""
+    import json
+
+    from playerguard.inference.batch import champion_bundle
+    from playerguard.inference.explain import default_cutoff, explain_player, reason_rows, score_rows
+    from playerguard.output import render_rows, resolve_format
+
+    settings = settings_for(home)
+    chosen = resolve_format(output_format)
+    moment = parse_cutoff(cutoff) if cutoff else default_cutoff(settings)
+    explanation = explain_player(
+        settings,
+        player_id,
+        moment,
+        bundle=champion_bundle(settings, bundle),
+        lookback_days=parse_days(lookback, "--lookback"),
+        active_within_days=parse_days(active_within, "--active-within") if active_within else None,
+    )
+    if chosen == "json":
+        typer.echo(json.dumps(explanation.to_dict(), indent=2))
+        return
+    when, population = explanation.cutoff.isoformat(), explanation.population
+    typer.echo(f"player {player_id} at {when}, among {population:,} players scored")
+    scores = ("model", "score", "version", "action", "severity")
+    render_rows(score_rows(explanation), scores, chosen, title="scores")
+    render_rows(
+        reason_rows(explanation),
+        ("model", "reason", "feature", "value", "typical", "percentile", "contribution"),
+        chosen,
+        title="reasons (typical: the median over the players scored)",
+    )
+    for note in explanation.notes:
+        typer.echo(f"note: {note}")

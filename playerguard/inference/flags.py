@@ -163,13 +163,6 @@ class Cooldowns:
         """True when a flag at `current` falls within the window of an earlier (or later) one at `previous`."""
         return abs(current - previous) < self.window(model, action)
 
-    @classmethod
-    def from_seconds(cls, default: float = 0.0, per_model: Mapping[str, float] | None = None) -> Cooldowns:
-        return cls(
-            default=timedelta(seconds=default),
-            per_model={m: timedelta(seconds=s) for m, s in (per_model or {}).items()},
-        )
-
 
 def cooldowns_from_policy(policy: Any) -> Cooldowns:
     """The cooldown of every (model, action) a `policy.Policy` can take (duck-typed: no numpy import here)."""

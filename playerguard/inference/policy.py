@@ -7,7 +7,6 @@ A threshold is a number in [0, 1] or `model`: the model's own threshold from its
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,29 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from playerguard.durations import parse_duration
 from playerguard.errors import ConfigError
+from playerguard.model_names import MODEL_NAMES
 
 if TYPE_CHECKING:  # numpy is imported where it is used: the stream handler imports this module
     import numpy as np
 
 ACTIONS: tuple[str, ...] = ("review", "account_action", "retention_offer", "purchase_offer")
 SEVERITIES: tuple[str, ...] = ("low", "medium", "high")
-POLICY_MODELS: tuple[str, ...] = ("inhuman_play", "churn", "purchase")
 MODEL_THRESHOLD = "model"
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-_UNITS = {"": "seconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_duration(value: Any, where: str = "duration") -> timedelta:
-    """A duration from seconds (number) or text such as `90s`, `30m`, `12h`, `7d`, `2w`."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{where} must be a duration such as 7d, 12h or 30m, got {value!r}")
-    if isinstance(value, int | float) and value >= 0:
-        return timedelta(seconds=float(value))
-    match = _DURATION.match(value) if isinstance(value, str) else None
-    if match is None:
-        raise ConfigError(f"{where} must be a duration such as 7d, 12h or 30m, got {value!r}")
-    return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
 
 
 @dataclass(frozen=True)
@@ -85,7 +71,7 @@ def _parse_rule(data: Any, where: str, default_cooldown: timedelta) -> Rule:
             f"{where}.severity must be one of {', '.join(SEVERITIES)}, got {data['severity']!r}"
         )
     cooldown = (
-        parse_duration(data["cooldown"], f"{where}.cooldown") if "cooldown" in data else default_cooldown
+        parse_duration(data["cooldown"], f"{where}.cooldown", allow_zero=True) if "cooldown" in data else default_cooldown
     )
     return Rule(float(threshold) if numeric else threshold, data["action"], data["severity"], cooldown)
 
@@ -94,7 +80,7 @@ def _parse_model(data: Any, where: str) -> tuple[Rule, ...]:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where} must be a mapping with rules (and an optional cooldown)")
     _check_keys(data, {"rules", "cooldown"}, where)
-    cooldown = parse_duration(data.get("cooldown", 0), f"{where}.cooldown")
+    cooldown = parse_duration(data.get("cooldown", 0), f"{where}.cooldown", allow_zero=True)
     raw_rules = data.get("rules")
     if not isinstance(raw_rules, list) or not raw_rules:
         raise ConfigError(f"{where}.rules must be a non-empty list")
@@ -127,8 +113,8 @@ class Policy:
         if not isinstance(models, Mapping):
             raise ConfigError(f"{source}: 'models' must be a mapping of model name to rules")
         for name in models:
-            if name not in POLICY_MODELS:
-                raise ConfigError(f"{source}: unknown model {name!r} (expected {', '.join(POLICY_MODELS)})")
+            if name not in MODEL_NAMES:
+                raise ConfigError(f"{source}: unknown model {name!r} (expected {', '.join(MODEL_NAMES)})")
         return cls(
             {name: _parse_model(spec, f"{source}: models.{name}") for name, spec in models.items()}, source
         )

@@ -15,7 +15,8 @@ import pandas as pd
 
 from playerguard.errors import ConfigError, DataError
 from playerguard.lake.envelope import check_identifier
-from playerguard.training.base import MODEL_NAMES
+from playerguard.model_names import MODEL_NAMES
+from playerguard.settings import Settings
 
 SCORES_TABLE = "player_scores"
 FLAGS_TABLE = "player_flags"
@@ -35,6 +36,18 @@ class LocalResults:
 
     def __init__(self, lake_root: Path) -> None:
         self.root = Path(lake_root)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Any:
+        """The lake directory's tables; Iceberg tables when the source mapping reads an Iceberg table."""
+        if settings.source_mapping:
+            from playerguard.features.sources import load_source_mapping
+
+            if load_source_mapping(settings.source_mapping).format == "iceberg":
+                from playerguard.inference.iceberg_results import LocalIcebergResults
+
+                return LocalIcebergResults.from_settings(settings)
+        return cls(settings.lake_dir)
 
     def table_dir(self, table: str) -> Path:
         return self.root / check_identifier(table, "table")
@@ -84,6 +97,13 @@ class S3Results:
         self.database = check_identifier(database, "Glue database")
         self.region = region
         self._session = boto3_session
+
+    @classmethod
+    def from_settings(cls, settings: Settings, boto3_session: Any = None) -> S3Results:
+        """`lake_s3_uri` + `glue_database`; a ConfigError when the lake's URI is not set."""
+        if not settings.lake_s3_uri:
+            raise ConfigError("writing results on aws needs PLAYERGUARD_LAKE_S3_URI (s3://bucket/prefix)")
+        return cls(settings.lake_s3_uri, settings.glue_database, boto3_session=boto3_session, region=settings.region)
 
     @property
     def session(self) -> Any:

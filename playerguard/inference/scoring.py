@@ -12,7 +12,7 @@ import pandas as pd
 
 from playerguard.errors import DataError
 from playerguard.inference.bundle import Bundle
-from playerguard.training.base import MODEL_NAMES
+from playerguard.model_names import MODEL_NAMES
 
 TABLE_COLUMNS: tuple[str, ...] = (
     "player_id",

@@ -27,8 +27,8 @@ from playerguard.backends import backend_for
 from playerguard.errors import DataError
 from playerguard.inference.flags import make_flag_id
 from playerguard.inference.results_store import FLAGS_TABLE, SCORES_TABLE, ResultsStore
+from playerguard.model_names import MODEL_NAMES
 from playerguard.settings import Settings
-from playerguard.training.base import MODEL_NAMES
 
 SCORE_COLUMNS = ("player_id", "cutoff", *(f"{m}_score" for m in MODEL_NAMES), "actions", "reasons",
                  "model_versions", "scored_at")  # fmt: skip

@@ -6,13 +6,16 @@ The lead mounts `ingest_command` as a command and `lake_app` as the `lake` sub-a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from playerguard.settings import Settings
+from playerguard.command_options import HomeOption, settings_for
+
+if TYPE_CHECKING:
+    from playerguard.lake.info import LakeInfo
 
 lake_app = typer.Typer(help="Inspect the event lake.", no_args_is_help=True)
 
@@ -28,6 +31,7 @@ def ingest_command(
         Path | None,
         typer.Option("--mapping", "-m", help="YAML mapping of the files' columns onto the event envelope."),
     ] = None,
+    home: HomeOption = None,
 ) -> None:
     """Load a studio's own telemetry files into the lake, mapped onto the event envelope.
 
@@ -36,7 +40,7 @@ def ingest_command(
     """
     from playerguard.lake.ingest import ingest
 
-    results = ingest(Settings(), files, mapping)
+    results = ingest(settings_for(home), files, mapping)
     table = Table("file", "rows read", "added", "duplicates skipped", "rejected", title="ingest")
     for result in results:
         table.add_row(
@@ -46,7 +50,7 @@ def ingest_command(
             f"{result.duplicates:,}",
             f"{result.rejected:,}",
         )
-    console = Console()
+    console = Console(soft_wrap=True)
     console.print(table)
     for result in results:
         if result.rejected:
@@ -55,13 +59,9 @@ def ingest_command(
             )
 
 
-@lake_app.command("info")
-def info_command() -> None:
+def render_lake_info(info: LakeInfo) -> None:
     """Events by type and by day, players, date range, attribute columns and rejected rows by reason."""
-    from playerguard.lake.info import lake_info
-
-    info = lake_info(Settings())
-    console = Console()
+    console = Console(soft_wrap=True)
     span = (
         f"{info.first_event:%Y-%m-%d %H:%M} .. {info.last_event:%Y-%m-%d %H:%M} UTC"
         if info.first_event

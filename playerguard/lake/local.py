@@ -14,6 +14,7 @@ interleave. Renames are not fsync'ed: this protects against a crashed process, n
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -70,6 +71,20 @@ class LocalLake(AppendsInOneGo):
     @classmethod
     def from_settings(cls, settings: Settings) -> LocalLake:
         return cls(settings.lake_dir)
+
+    def event_days(self) -> list[str]:
+        """The `event_date=…` partitions that hold events."""
+        if not self.events_dir.exists():
+            return []
+        return [p.name for p in self.events_dir.glob("event_date=*") if any(p.glob("*.parquet"))]
+
+    def fingerprint(self) -> str:
+        """A hash of the event files (name, size, mtime) and the schema, for the pipeline's step cache."""
+        files = sorted([*self.root.glob("events/*/*.parquet"), self.schema_path])
+        listing = [
+            (str(p.relative_to(self.root)), p.stat().st_size, p.stat().st_mtime_ns) for p in files if p.exists()
+        ]
+        return hashlib.sha256(json.dumps(listing).encode("utf-8")).hexdigest()
 
     @property
     def events_dir(self) -> Path:

@@ -65,6 +65,17 @@ class S3Lake(AppendsInOneGo):
             settings.lake_s3_uri, settings.glue_database, boto3_session=boto3_session, region=settings.region
         )
 
+    def event_days(self) -> list[str]:
+        """The `event_date=…` partitions under the lake's events prefix."""
+        import awswrangler as wr
+
+        prefixes = wr.s3.list_directories(self.events_uri, boto3_session=self.session)
+        return [p.rstrip("/").rsplit("/", 1)[-1] for p in prefixes]
+
+    def fingerprint(self) -> None:
+        """None: S3 listings are not fingerprinted, so pipeline steps that read the lake always run."""
+        return
+
     @property
     def session(self) -> Any:
         if self._session is None:

@@ -7,14 +7,23 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from playerguard.command_options import (
+    FeatureSetOption,
+    HomeOption,
+    HorizonOption,
+    LookbackOption,
+    parse_cutoff,
+    settings_for,
+)
+from playerguard.durations import parse_days
 from playerguard.errors import ConfigError
 from playerguard.settings import Settings
+from playerguard.training.gate import DEFAULT_MIN_ROC_AUC
 
 if TYPE_CHECKING:
     from playerguard.pipelines.local_runner import PipelineResult
@@ -24,16 +33,9 @@ pipeline_app = typer.Typer(
     no_args_is_help=True,
 )
 
-HomeOption = Annotated[
-    Path | None, typer.Option(help="State directory (default: PLAYERGUARD_HOME or ./.playerguard).")
-]
 RoleOption = Annotated[str, typer.Option("--role-arn", help="IAM role the pipeline's jobs run as.")]
 OFFLINE_BUCKET = "playerguard-offline"
 OFFLINE_ROLE = "playerguard-offline"
-
-
-def _settings(home: Path | None) -> Settings:
-    return Settings(home=home) if home else Settings()
 
 
 def _summary_text(summary: dict[str, Any]) -> str:
@@ -70,15 +72,15 @@ def _render(result: PipelineResult) -> None:
 @pipeline_app.command("run")
 def run(
     cutoff: Annotated[
-        datetime | None, typer.Option(help="Last (held-out) cutoff; earlier ones weekly before it.")
+        str | None, typer.Option(help="Last (held-out) cutoff; earlier ones weekly before it.")
     ] = None,
     cutoffs: Annotated[
         str | None, typer.Option(help="Comma-separated cutoff dates (overrides --cutoff).")
     ] = None,
-    horizon_days: Annotated[int, typer.Option(help="Label window after each cutoff, in days.")] = 14,
-    lookback_days: Annotated[int, typer.Option(help="Feature window before each cutoff, in days.")] = 28,
-    feature_set: Annotated[str, typer.Option(help="Feature set name or YAML path.")] = "default",
-    min_roc_auc: Annotated[float, typer.Option(help="Quality gate: lowest held-out ROC-AUC allowed.")] = 0.6,
+    horizon: HorizonOption = "14d",
+    lookback: LookbackOption = "28d",
+    feature_set: FeatureSetOption = "default",
+    min_roc_auc: Annotated[float, typer.Option(help="Quality gate: lowest held-out ROC-AUC allowed.")] = DEFAULT_MIN_ROC_AUC,
     drift_threshold: Annotated[float, typer.Option(help="PSI above which a column counts as drifted.")] = 0.2,
     force: Annotated[bool, typer.Option(help="Rerun every step, ignoring cached outputs.")] = False,
     home: HomeOption = None,
@@ -90,9 +92,16 @@ def run(
     """
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from playerguard.features.cutoffs import check_training_cutoffs, resolve_cutoffs
     from playerguard.pipelines.local_runner import PipelineStepError, StepEvent, run_pipeline
 
+    settings = settings_for(home)
+    horizon_days = parse_days(horizon, "--horizon")
     explicit = [part.strip() for part in cutoffs.split(",") if part.strip()] if cutoffs else None
+    chosen = resolve_cutoffs(
+        settings, cutoff=parse_cutoff(cutoff) if cutoff else None, cutoffs=explicit, horizon_days=horizon_days
+    )
+    check_training_cutoffs(settings, chosen, horizon_days=horizon_days)
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True
     ) as bar:
@@ -104,14 +113,15 @@ def run(
                 tasks[event.step] = bar.add_task(label, total=1)
             if event.status != "started":
                 bar.update(tasks[event.step], completed=1, description=f"{label}: {event.status}")
+            if not bar.console.is_terminal:  # the live display shows nothing when piped: say it in lines
+                typer.echo(f"{label}: {event.status}", err=True)
 
         try:
             result = run_pipeline(
-                _settings(home),
-                cutoff=cutoff,
-                cutoffs=explicit,
+                settings,
+                cutoffs=chosen,
                 horizon_days=horizon_days,
-                lookback_days=lookback_days,
+                lookback_days=parse_days(lookback, "--lookback"),
                 feature_set=feature_set,
                 min_roc_auc=min_roc_auc,
                 drift_threshold=drift_threshold,
@@ -216,7 +226,7 @@ def definition(
     With --offline it runs against an in-process moto mock instead: the JSON is the same, but its S3
     locations point at a mock bucket, so use it for review and diffs, not to create the pipeline.
     """
-    text = pipeline_definition(_settings(home), role_arn=role_arn, offline=offline)
+    text = pipeline_definition(settings_for(home), role_arn=role_arn, offline=offline)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(json.loads(text), indent=2) + "\n")
     typer.echo(f"wrote {out}")
@@ -227,7 +237,7 @@ def upsert(role_arn: RoleOption, home: HomeOption = None) -> None:
     """Create the SageMaker Pipeline, or update it if it exists."""
     from playerguard.pipelines.sagemaker_pipeline import get_pipeline
 
-    settings = _settings(home)
+    settings = settings_for(home)
     pipeline = get_pipeline(settings, _aws_session(settings), role_arn=role_arn)
     response = pipeline.upsert(role_arn=role_arn)
     typer.echo(response["PipelineArn"])
@@ -247,7 +257,7 @@ def start(
         if not sep or not name:
             raise ConfigError(f"--parameter expects NAME=VALUE, got {item!r}")
         values[name] = value
-    boto_session = _aws_session(_settings(home))  # before the SDK import, which needs a region
+    boto_session = _aws_session(settings_for(home))  # before the SDK import, which needs a region
 
     from sagemaker.core.workflow.pipeline_context import PipelineSession
     from sagemaker.mlops.workflow import Pipeline

@@ -112,7 +112,7 @@ def run_demo(*, players: int, days: int, seed: int, home: Path | None = None) ->
     from playerguard.simulator.writer import write_simulation
     from playerguard.stream.replay import replay
 
-    console = Console()
+    console = Console(soft_wrap=True)  # paths are never broken across lines
     settings = Settings(home=home if home else Settings().home / "demo")
     start_afresh(settings.home, owned=home is None)
     with console.status(f"1/5 simulating {players:,} players over {days} days"):
@@ -167,5 +167,10 @@ def _print_findings(console: Console, flags: pd.DataFrame, quality: FlagQuality,
     reports = sorted(settings.home.rglob("report.html"))
     if reports:
         console.print(f"training report: {reports[-1]}")
-    console.print(f"review queue:    PLAYERGUARD_HOME={settings.home} playerguard flags list")
-    console.print(f"MLflow UI:       mlflow ui --backend-store-uri {settings.tracking_uri}")
+    home = settings.home.resolve()
+    console.print("\nevery command works on the demo's state with --home, or once for the shell with export:")
+    console.print(f"  export PLAYERGUARD_HOME={home}")
+    console.print("  playerguard flags list          # the review queue")
+    console.print("  playerguard explain PLAYER_ID   # one player's scores, actions and reasons")
+    console.print("  playerguard models list         # registered versions and their held-out metrics")
+    console.print(f"  mlflow ui --backend-store-uri {settings.tracking_uri}")

@@ -27,9 +27,9 @@ import playerguard
 from playerguard.backends import backend_for
 from playerguard.errors import PlayerguardError
 from playerguard.features.cutoffs import resolve_cutoffs
+from playerguard.model_names import MODEL_NAMES
 from playerguard.pipelines.steps import PIPELINE_STEPS, PipelineParams, PipelineStep, StepContext
 from playerguard.settings import Settings
-from playerguard.training.base import MODEL_NAMES
 
 MARKER = "_step.json"
 EventStatus = Literal["started", "cached", "done", "failed"]
@@ -103,7 +103,7 @@ def _sha256(payload: Any) -> str:
 def lake_state(settings: Settings) -> str | None:
     """A hash of the local lake's event files (name, size, mtime); None when the lake is not local (the
     steps reading it then always run, since their inputs cannot be fingerprinted cheaply)."""
-    return backend_for(settings).lake_fingerprint()
+    return backend_for(settings).lake().fingerprint()
 
 
 def directory_hash(directory: Path) -> str:

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from playerguard.durations import parse_duration
 from playerguard.errors import ConfigError
-from playerguard.inference.policy import Policy, load_policy, parse_duration
+from playerguard.inference.policy import Policy, load_policy
 
 
 def test_default_policy_decides_in_order() -> None:

@@ -8,14 +8,13 @@ from typing import Any
 
 import pytest
 
+from playerguard.durations import parse_days, parse_duration
 from playerguard.errors import ConfigError
 from playerguard.features.spec import (
     FeatureSet,
     load_feature_set,
     packaged_feature_sets,
-    parse_days,
     parse_definition,
-    parse_duration,
     parse_feature_set,
 )
 
@@ -103,7 +102,7 @@ def test_durations_parse(text: str, expected: timedelta) -> None:
 
 @pytest.mark.parametrize("text", ["0d", "28", "d", "-1d", "1.5d", "28x", "", "28 d"])
 def test_bad_durations_name_the_option(text: str) -> None:
-    with pytest.raises(ConfigError, match=r"invalid --lookback .*e\.g\. 28d"):
+    with pytest.raises(ConfigError, match=r"--lookback must be a duration .*such as 28d"):
         parse_duration(text, "--lookback")
 
 
@@ -128,7 +127,7 @@ BAD_DEFINITIONS = [
     ({"name": "x", "kind": "count", "event_type": []}, "non-empty list"),
     ({"name": "x", "kind": "sum", "attribute": "Hits"}, "invalid attribute"),
     ({"name": "x", "kind": "max", "attribute": "event_timestamp"}, "cannot be used as an attribute"),
-    ({"name": "x", "kind": "count", "window": "28"}, "invalid window of feature 'x'"),
+    ({"name": "x", "kind": "count", "window": "28"}, "window of feature 'x' must be a duration"),
     ({"name": "x", "kind": "count", "where": {"attribute": "a"}}, "must be a list"),
     ({"name": "x", "kind": "count", "where": [{"attribute": "a", "op": "like", "value": "b"}]}, "unknown operator"),
     ({"name": "x", "kind": "count", "where": [{"attribute": "a", "op": "eq", "value": "a'b"}]}, "condition value"),

@@ -11,11 +11,13 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from playerguard.errors import DataError
+from playerguard.errors import ConfigError, DataError
 from playerguard.features.online.base import parse_features, snapshot_rows
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from playerguard.settings import Settings
 
 _BATCH_GET_LIMIT = 100
 _RETRIES = 8
@@ -28,6 +30,15 @@ class DynamoDBFeatureStore:
         self.table_name = table_name
         self._resource = resource
         self._region = region
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **options: Any) -> DynamoDBFeatureStore:
+        """The table PLAYERGUARD_ONLINE_TABLE names; a ConfigError when it names none."""
+        if not settings.online_table:
+            raise ConfigError(
+                "PLAYERGUARD_ONLINE_TABLE is not set: name the DynamoDB table of the online snapshot"
+            )
+        return cls(settings.online_table, region=settings.region, **options)
 
     @property
     def location(self) -> str:
