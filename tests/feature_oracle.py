@@ -67,14 +67,22 @@ def _in_window(
     return mask
 
 
-def _gap_cv(rows: pd.DataFrame, population: pd.Index) -> pd.Series:
+def _gaps(rows: pd.DataFrame, kind: str, population: pd.Index) -> pd.Series:
+    """gap_cv (std / mean of the gaps, at least 2 gaps) or gap_mean (mean gap in days, at least 1 gap)."""
     ordered = rows.sort_values(["player_id", "event_timestamp"], kind="stable")
     seconds = (ordered["event_timestamp"] - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
     gaps = seconds.groupby(ordered["player_id"]).diff().dropna()
     players = ordered.loc[gaps.index, "player_id"]
     stats = gaps.groupby(players).agg(["std", "mean", "count"])
+    if kind == "gap_mean":
+        return (stats["mean"] / 86400).reindex(population).astype(float)
     cv = (stats["std"] / stats["mean"].where(stats["mean"] != 0)).where(stats["count"] >= 2)
     return cv.reindex(population).astype(float)
+
+
+def _active_days(rows: pd.DataFrame, population: pd.Index) -> pd.Series:
+    days = rows["event_timestamp"].dt.tz_convert("UTC").dt.floor("D")
+    return days.groupby(rows["player_id"]).nunique().reindex(population).fillna(0).astype(float)
 
 
 def _feature(
@@ -100,8 +108,10 @@ def _feature(
         times = rows.groupby("player_id")["event_timestamp"]
         edge = times.max() if d.kind == "recency" else times.min()
         return ((cutoff - edge) / DAY).reindex(population).astype(float)
-    if d.kind == "gap_cv":
-        return _gap_cv(rows, population)
+    if d.kind in ("gap_cv", "gap_mean"):
+        return _gaps(rows, d.kind, population)
+    if d.kind == "active_days":
+        return _active_days(rows, population)
     values = pd.to_numeric(_column(rows, d.attribute), errors="coerce").groupby(rows["player_id"])
     if d.kind == "percentile":
         result = values.quantile(d.quantile)
@@ -134,7 +144,7 @@ def oracle_features(
         last_seen = last_seen[last_seen >= cutoff - pd.Timedelta(days=active_within_days)]
     population = pd.Index(sorted(last_seen.index), name="player_id")
     past = past[past["player_id"].isin(population)]
-    out = pd.DataFrame({"player_id": population.astype(str), "cutoff": cutoff}, index=population)
+    columns: dict[str, object] = {"player_id": population.astype(str), "cutoff": cutoff}
     for d in feature_set.definitions:
-        out[d.name] = _feature(past, d, cutoff, lookback_days, population).to_numpy(dtype=float)
-    return out.reset_index(drop=True)
+        columns[d.name] = _feature(past, d, cutoff, lookback_days, population).to_numpy(dtype=float)
+    return pd.DataFrame(columns, index=population).reset_index(drop=True)

@@ -20,6 +20,7 @@ import pandas as pd
 
 from playerguard.backends import backend_for
 from playerguard.errors import ConfigError, DataError
+from playerguard.features.checks import warn_missing
 from playerguard.features.compiler import CompiledQuery, check_days, compile_features, normalize_cutoff
 from playerguard.features.engines import AthenaEngine, SqlEngine
 from playerguard.features.labels import (
@@ -28,7 +29,7 @@ from playerguard.features.labels import (
     compile_outcomes,
     load_inhuman_labels,
 )
-from playerguard.features.profile import LakeProfile
+from playerguard.features.profile import LakeProfile, event_type_counts
 from playerguard.features.profile import profile_lake as read_profile
 from playerguard.features.rebuild import attach_recipe, lake_version_of
 from playerguard.features.spec import FeatureSet
@@ -186,6 +187,7 @@ def _labelled(
         columns=columns,
         database=engine.database,
         table=engine.table,
+        warn_missing=False,  # build_training_set reports everything missing in one warning
     )
     outcomes = compile_outcomes(
         fs.labels, cutoffs, horizon_days, database=engine.database, table=engine.table
@@ -221,6 +223,7 @@ def build_training_set(
         version = lake_version_of(eng)  # pinned before the first read
         fs = _as_feature_set(feature_set, settings, eng)
         columns = eng.column_types()
+        warn_missing(fs, event_type_counts(eng), columns)
         if fs.labels.churn_event or fs.labels.purchase_event:
             _check_horizon(eng, ordered[-1], horizon_days)
         if strategy is None:

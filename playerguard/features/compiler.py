@@ -11,8 +11,8 @@ Every additive feature (counts, sums, means, min/max, ratios, trends, recency) i
 aggregate (`CASE WHEN segment <= k AND event_type = ... THEN x END`) in a single GROUP BY player over
 `scoped`. Percentiles, standard deviations and distinct counts need every value; each group of them
 sharing a selection reads `scoped` again in its own CTE, filtered to its events (percentiles of one
-attribute share one call with an ARRAY of quantiles), as does each gap-regularity feature (a window
-function over successive events). Trino inlines CTEs; DuckDB is told to (see engines.py).
+attribute share one call with an ARRAY of quantiles), as does each selection of gap features (gap_cv, gap_mean: a
+window function over successive events). Trino inlines CTEs; DuckDB is told to (see engines.py).
 
 Recency and tenure need the cutoff inside an expression, which a parameter cannot be: the query returns
 the epoch seconds of the last/first event and `CompiledQuery.finalize` turns them into days.
@@ -44,6 +44,7 @@ ACTIVE_COLUMN = "_active_in_lookback"
 """1 if the player had an event in [T - lookback, T), else 0 (churn is only defined for active players)."""
 _OPS = {"eq": "=", "ne": "<>", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "in": "IN", "not_in": "NOT IN"}
 _EPOCH_KINDS = frozenset({"recency", "tenure"})
+GAP_KINDS = frozenset({"gap_cv", "gap_mean"})
 
 
 def normalize_cutoff(cutoff: datetime) -> datetime:
@@ -99,12 +100,16 @@ class CompiledQuery:
         index = raw["cutoff_idx"].astype("int64").to_numpy()
         cutoffs = pd.DatetimeIndex(list(self.cutoffs)).as_unit("us")
         epochs = np.array([c.timestamp() for c in self.cutoffs])[index]
-        out = pd.DataFrame({"player_id": raw["player_id"].astype(str).to_numpy(), "cutoff": cutoffs[index]})
+        columns: dict[str, object] = {
+            "player_id": raw["player_id"].astype(str).to_numpy(),
+            "cutoff": cutoffs[index],
+        }
         for name in self.feature_names:
             values = pd.to_numeric(raw[name], errors="raise").astype("float64").to_numpy()
-            out[name] = (epochs - values) / 86400.0 if name in self.epoch_features else values
+            columns[name] = (epochs - values) / 86400.0 if name in self.epoch_features else values
         for name in self.internal_columns:
-            out[name] = raw[name].astype("int64").to_numpy()
+            columns[name] = raw[name].astype("int64").to_numpy()
+        out = pd.DataFrame(columns)  # built at once: a wide set inserted column by column fragments the frame
         return out.sort_values(["cutoff", "player_id"], kind="stable").reset_index(drop=True)
 
 
@@ -188,8 +193,10 @@ class _Compiler:
         active_within_days: int | None,
         with_activity: bool,
         columns: Mapping[str, str] | None,
+        warn_missing: bool = True,
     ) -> None:
         self.fs = feature_set
+        self.warn_missing = warn_missing
         self.lookback_days = lookback_days
         self.active_within = active_within_days * 86400 if active_within_days else None
         self.activity = lookback_days * 86400 if with_activity else None
@@ -206,6 +213,7 @@ class _Compiler:
                 offsets.add(window + d.baseline.seconds)  # type: ignore[operator, union-attr]
         self.plan = _Plan(offsets, needs_history)
         self.holistic: dict[str | None, _HolisticGroup] = {}
+        self.gaps: list[str | None] = []  # the row condition of each gap CTE
 
     def window(self, d: FeatureDefinition) -> int | None:
         return d.window.resolve(self.lookback_days)
@@ -236,7 +244,10 @@ class _Compiler:
             if actual is None:
                 if columns is not None:
                     self.missing.add(name)
-                    log.warning("attribute %r is not in the event table; features reading it see NULL", name)
+                    if self.warn_missing:
+                        log.warning(
+                            "attribute %r is not in the event table; features reading it see NULL", name
+                        )
                 types[name] = expected or STRING
             elif expected and actual != expected:
                 user = next(d.name for d in self.fs.definitions if name in d.attributes())
@@ -291,21 +302,26 @@ class _Compiler:
 
     def holistic_value(self, d: FeatureDefinition) -> str:
         """Reference to a percentile/stddev/distinct count computed in the holistic CTE of its selection."""
-        where = self.rows(d.selection, 0, self.plan.through(self.window(d)), d.attribute)
+        column = "event_timestamp" if d.kind == "active_days" else d.attribute
+        where = self.rows(d.selection, 0, self.plan.through(self.window(d)), column)
         group = self.holistic.setdefault(where, _HolisticGroup())
         prefix = f"h{list(self.holistic).index(where)}"
-        attribute = quote(d.attribute)  # type: ignore[arg-type]
+        attribute = quote(column)  # type: ignore[arg-type]
         if d.kind == "percentile":
             quantiles = group.quantiles.setdefault(attribute, [])
             if d.quantile not in quantiles:
                 quantiles.append(d.quantile)  # type: ignore[arg-type]
             column = list(group.quantiles).index(attribute)
             return f"{prefix}.q{column}[{quantiles.index(d.quantile) + 1}]"  # type: ignore[arg-type]
-        value = f"stddev_samp({attribute})" if d.kind == "stddev" else f"count(DISTINCT {attribute})"
+        value = {
+            "stddev": f"stddev_samp({attribute})",
+            "distinct_count": f"count(DISTINCT {attribute})",
+            "active_days": f"count(DISTINCT date({attribute}))",  # UTC days: the column holds UTC
+        }[d.kind]
         if value not in group.values:
             group.values.append(value)
         reference = f"{prefix}.v{group.values.index(value)}"
-        return f"coalesce({reference}, 0)" if d.kind == "distinct_count" else reference
+        return reference if d.kind == "stddev" else f"coalesce({reference}, 0)"
 
     def holistic_ctes(self) -> list[str]:
         ctes = []
@@ -324,12 +340,22 @@ class _Compiler:
             )
         return ctes
 
-    def gap_cte(self, d: FeatureDefinition, number: int) -> str:
+    def gap_value(self, d: FeatureDefinition) -> str:
+        """Reference to a gap statistic (`gap_cv`, `gap_mean`) in the gap CTE of the feature's selection."""
         where = self.rows(d.selection, 0, self.plan.through(self.window(d)), "event_timestamp")
+        if where not in self.gaps:
+            self.gaps.append(where)
+        return f"g{self.gaps.index(where)}.{d.kind}"
+
+    def gap_ctes(self) -> list[str]:
+        return [self.gap_cte(where, number) for number, where in enumerate(self.gaps)]
+
+    def gap_cte(self, where: str | None, number: int) -> str:
         stamp = "to_unixtime(event_timestamp)"
         return (
             f"gaps_{number} AS (\n"
-            "  SELECT cutoff_idx, player_id, stddev_samp(gap) / nullif(avg(gap), 0) AS gap_cv\n"
+            "  SELECT cutoff_idx, player_id, stddev_samp(gap) / nullif(avg(gap), 0) AS gap_cv,\n"
+            "    avg(gap) / 86400 AS gap_mean\n"
             "  FROM (\n"
             f"    SELECT cutoff_idx, player_id, {stamp}\n"
             f"      - lag({stamp}) OVER (PARTITION BY cutoff_idx, player_id ORDER BY event_timestamp) AS gap\n"
@@ -386,11 +412,13 @@ def compile_features(
     columns: Mapping[str, str] | None = None,
     database: str = "playerguard",
     table: str = "events",
+    warn_missing: bool = True,
 ) -> CompiledQuery:
     """One query computing every feature of `feature_set` for every player with an event before each cutoff.
 
     `columns` maps the event table's columns to "double"/"string" (from the engine); attributes it lacks
-    read as NULL. With `active_within_days`, only players with an event in that many days before the cutoff
+    read as NULL, each with a warning unless `warn_missing` is False (the caller reports them). With
+    `active_within_days`, only players with an event in that many days before the cutoff
     are returned. `with_activity` adds the internal column ACTIVE_COLUMN (for the churn label).
     """
     check_days(lookback_days, "lookback")
@@ -398,13 +426,12 @@ def compile_features(
     if not cutoffs:
         raise ConfigError("at least one cutoff is needed")
     cutoffs = tuple(normalize_cutoff(c) for c in cutoffs)
-    compiler = _Compiler(feature_set, lookback_days, active_within_days, with_activity, columns)
+    compiler = _Compiler(feature_set, lookback_days, active_within_days, with_activity, columns, warn_missing)
     plan = compiler.plan
-    aggregates, selects, gaps = [], [], []
+    aggregates, selects = [], []
     for d in feature_set.definitions:
-        if d.kind == "gap_cv":
-            gaps.append(compiler.gap_cte(d, len(gaps)))
-            selects.append(f"CAST(g{len(gaps) - 1}.gap_cv AS DOUBLE) AS {quote(d.name)}")
+        if d.kind in GAP_KINDS:
+            selects.append(f"CAST({compiler.gap_value(d)} AS DOUBLE) AS {quote(d.name)}")
         elif d.kind in HOLISTIC_KINDS:
             selects.append(f"CAST({compiler.holistic_value(d)} AS DOUBLE) AS {quote(d.name)}")
         else:
@@ -421,7 +448,7 @@ def compile_features(
         having = (
             f"\n  HAVING count(CASE WHEN segment <= {plan.through(compiler.active_within)} THEN 1 END) > 0"
         )
-    holistic = compiler.holistic_ctes()
+    holistic, gaps = compiler.holistic_ctes(), compiler.gap_ctes()
     scoped, params = compiler.scoped(cutoffs, table_name(database, table))
     aggregate_list = ",\n".join(["    cutoff_idx", "    player_id", *aggregates])
     joins = [f"LEFT JOIN holistic_{i} AS h{i} ON h{i}.cutoff_idx = a.cutoff_idx AND h{i}.player_id = a.player_id"

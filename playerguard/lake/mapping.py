@@ -13,7 +13,11 @@ timestamp_format: "%Y%m%d"   # optional strftime codes; ISO 8601 and epoch s/ms 
 types:              # optional: force an attribute's type (number | string) instead of inferring it
   coupon: string
 ignore: [email]     # optional: source columns to leave out of the lake
+values:             # optional: rename values of a lake column (after the columns are renamed)
+  event_type: {evt_login: session_start}
 ```
+Only player_id, event_type and event_timestamp must be filled; game_id and platform default to
+`ENVELOPE_DEFAULTS`, event_id is derived, session_id and app_version stay null.
 
 Source columns not named anywhere are kept as attributes under their own name in lower snake case
 ("DollarValue" → `dollar_value`); one already named like an envelope column fills it.
@@ -28,11 +32,13 @@ from pathlib import Path
 from typing import Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from playerguard.errors import ConfigError
 from playerguard.lake.envelope import (
+    ENVELOPE_DEFAULTS,
     NUMBER,
     PARTITION_COLUMN,
     REQUIRED_COLUMNS,
@@ -41,7 +47,7 @@ from playerguard.lake.envelope import (
     check_identifier,
 )
 
-_MUST_COVER = REQUIRED_COLUMNS[1:]  # event_id may be derived
+_MUST_COVER = tuple(c for c in REQUIRED_COLUMNS[1:] if c not in ENVELOPE_DEFAULTS)  # event_id may be derived
 _NEVER_CONSTANT = ("event_id", "event_timestamp")
 _KINDS = {"number": NUMBER, "string": STRING}
 
@@ -56,8 +62,9 @@ class Mapping(BaseModel):
     timestamp_format: str | None = None
     types: dict[str, Literal["number", "string"]] = {}
     ignore: list[str] = []
+    values: dict[str, dict[str, str]] = {}
 
-    @field_validator("columns", "constants", "types")
+    @field_validator("columns", "constants", "types", "values")
     @classmethod
     def _targets_are_names(cls, value: dict) -> dict:
         for target in value:
@@ -74,6 +81,9 @@ class Mapping(BaseModel):
         for name in _NEVER_CONSTANT:
             if name in self.constants:
                 raise ValueError(f"{name!r} cannot be a constant; map it to a source column")
+        for target in ("event_id", "event_timestamp"):
+            if target in self.values:
+                raise ValueError(f"values: {target!r} cannot be renamed")
         envelope_types = sorted(set(self.types) & RESERVED_NAMES)
         if envelope_types:
             raise ValueError(f"types: {envelope_types[0]!r} is an envelope column, its type is fixed")
@@ -115,7 +125,7 @@ def _first_problem(error: ValidationError) -> str:
     problem = error.errors()[0]
     where = ".".join(str(part) for part in problem["loc"])
     if problem["type"] == "extra_forbidden":
-        return f"unknown key {where!r} (expected columns, constants, timestamp_format, types, ignore)"
+        return f"unknown key {where!r} (expected columns, constants, timestamp_format, types, ignore, values)"
     message = problem["msg"].removeprefix("Value error, ")
     return f"{where}: {message}" if where else message
 
@@ -151,6 +161,8 @@ class ColumnPlan:
     constants: tuple[tuple[str, str | int | float | bool], ...]
     missing: tuple[str, ...] = ()
     """Source columns the mapping names that this batch lacks (JSON lines only; they read as null)."""
+    values: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    """(lake column, ((source value, lake value), ...)): values renamed after the columns are."""
 
     def apply(self, batch: pa.Table) -> pa.Table:
         """`batch` (source columns) as lake columns: selected, renamed, constants added."""
@@ -165,7 +177,17 @@ class ColumnPlan:
             text = isinstance(value, str) or target in RESERVED_NAMES
             scalar = pa.scalar(str(value) if text else float(value), pa.string() if text else pa.float64())
             columns[target] = pa.repeat(scalar, rows)
+        for target, renames in self.values:
+            columns[target] = _rename_values(columns[target], renames)
         return pa.table(columns)
+
+
+def _rename_values(column: pa.Array | pa.ChunkedArray, renames: tuple[tuple[str, str], ...]) -> pa.Array:
+    """`column` as text with each listed value replaced; other values and nulls unchanged."""
+    text = pc.cast(column, pa.string())
+    index = pc.index_in(text, value_set=pa.array([old for old, _ in renames], pa.string()))
+    renamed = pc.take(pa.array([new for _, new in renames], pa.string()), index)
+    return pc.if_else(pc.is_null(index), text, renamed)
 
 
 def plan_columns(
@@ -216,4 +238,10 @@ def plan_columns(
             f"{source}: nothing fills envelope column {uncovered[0]!r}; map a source column to it under "
             "columns: or set it under constants:"
         )
-    return ColumnPlan(tuple(renames), tuple(mapping.constants.items()), tuple(missing))
+    unfilled = sorted(set(mapping.values) - set(taken))
+    if unfilled:
+        raise ConfigError(f"{source}: mapping values: renames values of {unfilled[0]!r}, which nothing fills")
+    constants = list(mapping.constants.items())
+    constants += [(c, value) for c, value in ENVELOPE_DEFAULTS.items() if c not in taken]
+    values = tuple((target, tuple(renames.items())) for target, renames in mapping.values.items())
+    return ColumnPlan(tuple(renames), tuple(constants), tuple(missing), values)

@@ -16,7 +16,7 @@ import sqlglot
 from sqlglot import exp
 
 from playerguard.errors import DataError
-from playerguard.features.api import build_features, build_training_set
+from playerguard.features.api import build_features, build_training_set, profile_lake, suggest_features
 from playerguard.features.engines import AthenaEngine, DuckDBEngine, transpile_to_duckdb
 from playerguard.lake.local import LocalLake
 from playerguard.lake.s3 import S3Lake
@@ -121,8 +121,9 @@ def test_training_set_through_athena_equals_local(
     )
     local = build_training_set(settings, cutoffs, horizon_days=7, engine=lakes)
     pd.testing.assert_frame_equal(remote, local)
-    # On Athena all cutoffs go in one query: the horizon check, then the features and the labels.
-    assert len(stand_in.calls) == 3 and "1 AS cutoff_idx" in stand_in.calls[1]["sql"]
+    # On Athena all cutoffs go in one query: the lake's event types (checked against the feature set), the
+    # horizon check, then the features and the labels.
+    assert len(stand_in.calls) == 4 and "1 AS cutoff_idx" in stand_in.calls[2]["sql"]
 
 
 def test_session_is_built_on_first_use_and_missing_table_is_a_data_error(settings: Settings) -> None:
@@ -132,3 +133,19 @@ def test_session_is_built_on_first_use_and_missing_table_is_a_data_error(setting
         engine.column_types()
     assert isinstance(engine._boto3_session, boto3.Session)
     assert engine._boto3_session.region_name == "us-east-1"
+
+
+def test_lake_profile_and_auto_feature_set_through_athena_equal_local(
+    settings: Settings, session: boto3.Session, lakes: DuckDBEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stand_in = AthenaStandIn(DuckDBEngine(lakes.lake.root, database=DATABASE))
+    monkeypatch.setattr(wr.athena, "read_sql_query", stand_in)
+    athena = AthenaEngine(settings, boto3_session=session)
+    assert profile_lake(settings, engine=athena) == profile_lake(settings, engine=lakes)
+    assert all(call["paramstyle"] == "qmark" for call in stand_in.calls)
+    remote = suggest_features(settings, engine=athena)
+    assert remote.text == suggest_features(settings, engine=lakes).text
+    assert remote.feature_set.labels.purchase_event == "purchase"
+    auto = build_features(settings, CUTOFF, feature_set="auto", engine=athena)
+    pd.testing.assert_frame_equal(auto, build_features(settings, CUTOFF, feature_set="auto", engine=lakes))
+    assert auto.shape[1] == len(remote.feature_set.definitions) + 2

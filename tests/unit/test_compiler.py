@@ -204,3 +204,17 @@ def test_label_queries_read_only_the_horizon() -> None:
     last = compile_last_event(CUTOFF)
     sqlglot.parse_one(last.sql, read="trino")
     assert last.params == ("2026-03-01",)
+
+
+def test_gap_statistics_of_one_selection_share_a_scan_and_active_days_count_utc_dates() -> None:
+    fs = small_set(
+        {"name": "cv", "kind": "gap_cv", "event_type": "s", "window": "28d"},
+        {"name": "mean_gap", "kind": "gap_mean", "event_type": "s", "window": "28d"},
+        {"name": "other_gap", "kind": "gap_mean", "event_type": "m", "window": "28d"},
+        {"name": "days", "kind": "active_days", "event_type": "s", "window": "7d"},
+    )
+    query = compile_features(fs, [CUTOFF])
+    assert query.sql.count("lag(") == 2  # one window function per selection, not per feature
+    assert "g0.gap_cv" in query.sql and "g0.gap_mean" in query.sql and "g1.gap_mean" in query.sql
+    assert 'count(DISTINCT date("event_timestamp"))' in query.sql
+    assert 'CAST("EVENT_TIMESTAMP" AS DATE)' in transpile_to_duckdb(query.sql).upper()

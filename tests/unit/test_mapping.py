@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 from playerguard.errors import ConfigError
-from playerguard.lake.envelope import NUMBER, STRING
+from playerguard.lake.envelope import ENVELOPE_DEFAULTS, NUMBER, STRING
 from playerguard.lake.mapping import Mapping, normalise_name, parse_mapping, plan_columns
 
 SHOP = {
@@ -105,8 +105,55 @@ def test_a_mapped_column_missing_from_the_file_fails_at_once_naming_it_and_the_f
 
 
 def test_an_envelope_column_nothing_fills_is_an_error() -> None:
-    mapping = parse_mapping({**SHOP, "constants": {"event_type": "purchase", "game_id": "shop"}})
-    with pytest.raises(ConfigError, match="nothing fills envelope column 'platform'"):
+    mapping = parse_mapping({**SHOP, "constants": {"game_id": "shop", "platform": "web"}})
+    with pytest.raises(ConfigError, match="nothing fills envelope column 'event_type'"):
+        plan_columns(mapping, SHOP_COLUMNS, "shop.csv")
+
+
+def test_only_player_event_type_and_time_are_required_the_rest_default() -> None:
+    mapping = parse_mapping({**SHOP, "constants": {"event_type": "purchase"}})
+    applied = plan_columns(mapping, SHOP_COLUMNS, "shop.csv").apply(
+        pa.table({c: ["v"] for c in SHOP_COLUMNS})
+    )
+    assert applied.column("game_id").to_pylist() == [ENVELOPE_DEFAULTS["game_id"]]
+    assert applied.column("platform").to_pylist() == [ENVELOPE_DEFAULTS["platform"]]
+    assert "session_id" not in applied.column_names and "event_id" not in applied.column_names
+
+
+def test_values_are_renamed_after_the_columns() -> None:
+    mapping = parse_mapping(
+        {
+            "columns": {"player_id": "user", "event_timestamp": "when", "event_type": "kind"},
+            "values": {
+                "event_type": {"evt_login": "session_start", "evt_buy": "purchase"},
+                "tier": {"1": "gold"},
+            },
+        }
+    )
+    plan = plan_columns(mapping, ["user", "when", "kind", "tier"], "e.csv")
+    applied = plan.apply(
+        pa.table({"user": ["a"] * 4, "when": ["2024-03-01"] * 4, "kind": ["evt_login", "evt_buy", "other", None],
+                  "tier": [1, 2, None, 1]})
+    )  # fmt: skip
+    assert applied.column("event_type").to_pylist() == ["session_start", "purchase", "other", None]
+    assert applied.column("tier").to_pylist() == ["gold", "2", None, "gold"]
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"event_timestamp": {"a": "b"}}, "'event_timestamp' cannot be renamed"),
+        ({"Event Type": {"a": "b"}}, "invalid target column name"),
+    ],
+)
+def test_bad_value_renames_are_errors(values: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_mapping({**SHOP, "values": values})
+
+
+def test_renaming_values_of_a_column_nothing_fills_is_an_error() -> None:
+    mapping = parse_mapping({**SHOP, "values": {"result": {"w": "win"}}})
+    with pytest.raises(ConfigError, match="renames values of 'result', which nothing fills"):
         plan_columns(mapping, SHOP_COLUMNS, "shop.csv")
 
 
