@@ -9,6 +9,12 @@ over the query's TABLE_SCANs; the percentile reads the events a second time, so 
 rows scanned, and the median time. The week query also runs unpruned (the mapping without partitions,
 so no partition predicate) as the reference.
 
+The same game is then written as a GAP v3 Apache Iceberg table (local SQLite catalog, partitioned by
+application_id and day(event_timestamp)) and the same queries run through the packaged `gap-v3` mapping:
+Iceberg plans the files for each query's date range (`plan_files()`, partition and column statistics) and
+DuckDB reads that list. Printed likewise: files and bytes planned, files opened, rows scanned, median time
+(view registration included), and the median planning time; unpruned = a view over every file.
+
     .venv/bin/python bench/bench_pruning.py [--players 2000 --days 35 --repeats 5]
 """
 
@@ -26,11 +32,13 @@ import duckdb
 
 from playerguard.features.compiler import compile_features
 from playerguard.features.engines import transpile_to_duckdb
+from playerguard.features.iceberg_source import IcebergSource
 from playerguard.features.source_binding import MappedSource, register_local_table
 from playerguard.features.sources import SourceMapping, load_source_mapping, partition_days
 from playerguard.features.spec import FeatureSet, parse_feature_set
 from playerguard.simulator.game import simulate
 from playerguard.simulator.gap_layout import GAP_TABLE, write_gap_table
+from playerguard.simulator.gap_v3_layout import append_gap_v3_events, create_gap_v3_table
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -100,6 +108,67 @@ def measure(
     }
 
 
+def profiled(con: duckdb.DuckDBPyConnection, statement: str, params: list[str], path: Path) -> dict:
+    """DuckDB's JSON profile of one run of `statement`."""
+    con.execute("PRAGMA enable_profiling = 'json'")
+    con.execute(f"PRAGMA profiling_output = '{path}'")
+    con.execute(statement, params).fetchall()
+    con.execute("PRAGMA disable_profiling")
+    return json.loads(path.read_text())
+
+
+def measure_iceberg(lake: Path, window: str, cutoff: datetime, repeats: int, pruned: bool) -> dict:
+    """Run the `window` features through the gap-v3 mapping; Iceberg plans the files (or, unpruned, all)."""
+    mapping = load_source_mapping("gap-v3")
+    days = int(window.rstrip("d"))
+    query = compile_features(feature_set(window), [cutoff], active_within_days=days)
+    con = duckdb.connect()
+    source = IcebergSource(mapping, lake)
+    planned: list = []
+
+    def register(scan_days: tuple) -> None:
+        chosen = scan_days if pruned else (None, None)
+        source.register(con, chosen)
+        planned[:] = source.plan(chosen)
+
+    sql, params = MappedSource(mapping).bind(
+        query.sql, query.params, "playerguard", "events", before=register
+    )
+    statement = transpile_to_duckdb(sql)
+    timings, plannings = [], []
+    for _ in range(repeats):
+        fresh = IcebergSource(mapping, lake)
+        started = time.perf_counter()
+        fresh.plan(planned_days := (cutoff.date() - timedelta(days=days), cutoff.date()))
+        plannings.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        source._plans.clear()  # re-plan and re-register, as the engine does per query
+        register(planned_days)
+        rows = con.execute(statement, params).fetchall()
+        timings.append(time.perf_counter() - started)
+    report = profiled(con, statement, params, lake.parent / f"profile-iceberg-{window}-{pruned}.json")
+    return {
+        "players": len(rows),
+        "matched_files": len(planned),
+        "matched_bytes": sum(f.size for f in planned),
+        "files_opened": sum(int(scan["extra_info"].get("Total Files Read", 0)) for scan in scans(report)),
+        "rows_scanned": int(report.get("cumulative_rows_scanned", 0)),
+        "median_s": statistics.median(timings),
+        "plan_s": statistics.median(plannings),
+    }
+
+
+def print_ratios(results: dict) -> None:
+    week, month, full = results.values()
+    for name, (big, small) in {"month / week": (month, week), "week unpruned / pruned": (full, week)}.items():
+        print(
+            f"{name}: {big['files_opened'] / small['files_opened']:.2f}x files, "
+            f"{big['matched_bytes'] / small['matched_bytes']:.2f}x bytes, "
+            f"{big['rows_scanned'] / small['rows_scanned']:.2f}x rows, "
+            f"{big['median_s'] / small['median_s']:.2f}x time"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--players", type=int, default=2000)
@@ -136,17 +205,30 @@ def main() -> None:
                 f"{label:<22}{r['players']:>8,}{r['matched_files']:>15,}{r['matched_bytes']:>15,}"
                 f"{r['files_opened']:>14,}{r['rows_scanned']:>14,}{r['median_s']:>10.3f}"
             )
-        week, month, full = results.values()
-        for name, (big, small) in {
-            "month / week": (month, week),
-            "week unpruned / pruned": (full, week),
-        }.items():
+        print_ratios(results)
+
+        append_gap_v3_events(create_gap_v3_table(lake), game.events)
+        every = IcebergSource(load_source_mapping("gap-v3"), lake).plan()
+        print(
+            f"\nGAP v3 Iceberg table: {len(every)} data files, {sum(f.size for f in every):,} bytes "
+            f"(partitioned by application_id, day(event_timestamp)); files planned by Iceberg"
+        )
+        print(
+            f"{'query':<22}{'players':>8}{'files planned':>15}{'bytes planned':>15}"
+            f"{'files opened':>14}{'rows scanned':>14}{'median s':>10}{'plan s':>8}"
+        )
+        results = {}
+        for label, window, pruned in (
+            ("week (7d), pruned", "7d", True),
+            ("month (28d), pruned", "28d", True),
+            ("week (7d), unpruned", "7d", False),
+        ):
+            r = results[label] = measure_iceberg(lake, window, cutoff, args.repeats, pruned)
             print(
-                f"{name}: {big['files_opened'] / small['files_opened']:.2f}x files, "
-                f"{big['matched_bytes'] / small['matched_bytes']:.2f}x bytes, "
-                f"{big['rows_scanned'] / small['rows_scanned']:.2f}x rows, "
-                f"{big['median_s'] / small['median_s']:.2f}x time"
+                f"{label:<22}{r['players']:>8,}{r['matched_files']:>15,}{r['matched_bytes']:>15,}"
+                f"{r['files_opened']:>14,}{r['rows_scanned']:>14,}{r['median_s']:>10.3f}{r['plan_s']:>8.3f}"
             )
+        print_ratios(results)
 
 
 if __name__ == "__main__":

@@ -5,10 +5,13 @@ reads the mapping's SELECT instead, as a subquery whose partition predicates cov
 own `event_date >= ?` / `<= ?` bounds reach (its `?` parameters are spliced in at the scan's position, so
 every value stays a parameter). A scan without a lower bound (lifetime features) reads every partition up
 to its upper one. The rows of those partitions that fail the mapping are counted once per range and logged:
-a warning naming the reasons, so they are never dropped silently.
+a warning naming the reasons, so they are never dropped silently. A `before` callback learns the days all
+of a query's scans reach (both None when it has none) before anything runs: an Iceberg source plans its
+files for them.
 
 `register_local_table` defines `"<database>"."<table>"` on a DuckDB connection over the Parquet files
-under `<lake>/<table>/`, hive partitions read as strings, as Glue holds them.
+under `<lake>/<table>/` (or over a given list of them: a recorded version), hive partitions read as
+strings, as Glue holds them.
 """
 
 from __future__ import annotations
@@ -77,6 +80,14 @@ def _scans(sql: str, params: Sequence[str], database: str, table: str) -> list[_
     return [_Scan(f["start"], f["end"], f["placeholder"], f.get("first"), f.get("last")) for f in found]
 
 
+def _union(scans: list[_Scan]) -> Days:
+    """The days every scan reaches, together (None: unbounded on that side)."""
+    firsts, lasts = [s.first for s in scans], [s.last for s in scans]
+    first = None if None in firsts else min(firsts)  # type: ignore[type-var]
+    last = None if None in lasts else max(lasts)  # type: ignore[type-var]
+    return first, last
+
+
 def _day_range(first: date | None, last: date | None) -> tuple[datetime | None, datetime | None]:
     """Days first..last (inclusive) as the instants [start, end)."""
     start = datetime.combine(first, datetime.min.time(), UTC) if first else None
@@ -93,14 +104,22 @@ class MappedSource:
         self.failures: dict[Days, MappingFailures] = {}
 
     def bind(
-        self, sql: str, params: Sequence[str], database: str, table: str, run: Runner | None = None
+        self,
+        sql: str,
+        params: Sequence[str],
+        database: str,
+        table: str,
+        run: Runner | None = None,
+        before: Callable[[Days], None] | None = None,
     ) -> tuple[str, list[str]]:
         """`sql` with every scan of `"database"."table"` reading the mapping's SELECT over the days that
         scan's `event_date` bounds reach; with `run`, the failing rows of those days are counted (once per
-        range) and logged."""
+        range) and logged. `before` is called first with the days all scans reach together."""
         if (database, table) == (self.mapping.database, self.mapping.table):
             raise ConfigError(f"source {self.mapping.name}: its table cannot be named {database}.{table}")
         scans = _scans(sql, params, database, table)
+        if before is not None:
+            before(partition_days(self.mapping, *_day_range(*_union(scans))) if scans else (None, None))
         if not scans:
             return sql, list(params)
         pieces, values, at, used = [], [], 0, 0
@@ -116,9 +135,7 @@ class MappedSource:
         return "".join(pieces), values
 
     def _count_failures(self, scans: list[_Scan], run: Runner) -> None:
-        firsts, lasts = [s.first for s in scans], [s.last for s in scans]
-        first = None if None in firsts else min(firsts)  # type: ignore[type-var]
-        last = None if None in lasts else max(lasts)  # type: ignore[type-var]
+        first, last = _union(scans)
         if (first, last) in self.failures:
             return
         query = problems_select(self.mapping, *_day_range(first, last))
@@ -139,11 +156,16 @@ def local_table_glob(mapping: SourceMapping, lake_root: Path) -> str:
     return str(Path(lake_root).joinpath(mapping.table, *["*"] * depth, "*.parquet"))
 
 
-def register_local_table(con: Any, mapping: SourceMapping, lake_root: Path) -> Any:
-    """Define the view `"<database>"."<table>"` over the table's local Parquet files on a DuckDB
-    connection; returns the connection."""
+def register_local_table(
+    con: Any, mapping: SourceMapping, lake_root: Path, files: Sequence[str] | None = None
+) -> Any:
+    """Define the view `"<database>"."<table>"` over the table's local Parquet files (all of them, or
+    `files`) on a DuckDB connection; returns the connection."""
     pattern = local_table_glob(mapping, lake_root)
-    if not glob.glob(pattern):
+    if files is not None:
+        listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+        pattern = f"[{listed}]"
+    elif not glob.glob(pattern):
         raise DataError(
             f"the source table {mapping.database}.{mapping.table} has no Parquet files at {pattern}; "
             "write a GAP-layout lake first (playerguard simulate --layout gap)"
@@ -155,6 +177,10 @@ def register_local_table(con: Any, mapping: SourceMapping, lake_root: Path) -> A
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(mapping.database)}")
     con.execute(
         f"CREATE OR REPLACE VIEW {mapping.relation} AS "
-        f"SELECT * FROM read_parquet('{pattern.replace(chr(39), chr(39) * 2)}', {options})"
+        f"SELECT * FROM read_parquet({pattern if files is not None else _literal(pattern)}, {options})"
     )
     return con
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

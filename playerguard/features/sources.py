@@ -4,7 +4,9 @@ A source mapping says how each row of an existing table (for instance the `raw_e
 Game Analytics Pipeline) becomes an envelope event: which column or JSON field of `json_column` fills
 each envelope column, how the timestamp converts, which JSON fields become typed attributes, constants,
 and how the table is partitioned (so a time range becomes partition predicates Athena prunes with).
-See `definitions/gap_source.yaml`.
+See `definitions/gap_source.yaml`. A mapping with `format: iceberg` (`definitions/gap-v3_source.yaml`) names
+an Apache Iceberg table: its partitions are hidden, so a time range becomes a predicate on the timestamp
+column itself, which Athena (and, locally, Iceberg's file planning) prunes files with.
 
 `mapped_select` is the SELECT of envelope events (`event_date` included) over the partitions a time range
 needs; rows that fail the mapping (no player id, a bad timestamp, ...) are left out of it and counted,
@@ -68,7 +70,9 @@ class SourceField(BaseModel):
 
 
 class TimestampField(SourceField):
-    unit: Literal["seconds", "milliseconds"] = "seconds"
+    """`unit`: epoch seconds or milliseconds, or `timestamp` for a column already holding a UTC timestamp."""
+
+    unit: Literal["seconds", "milliseconds", "timestamp"] = "seconds"
 
 
 class AttributeField(SourceField):
@@ -112,6 +116,7 @@ class SourceMapping(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
+    format: Literal["hive", "iceberg"] = "hive"
     database: str
     table: str
     json_column: str | None = None
@@ -149,6 +154,13 @@ class SourceMapping(BaseModel):
                 )
         if self.json_column is None and any(f.json_path for f in self.fields()):
             raise ValueError("json: fields need json_column (the column holding the JSON document)")
+        if self.timestamp.unit == "timestamp" and self.timestamp.column is None:
+            raise ValueError("timestamp: unit timestamp needs column: (a JSON field holds no timestamp type)")
+        if self.format == "iceberg":
+            if self.partitions is not None:
+                raise ValueError("partitions: an Iceberg table's partitions are hidden; leave partitions out")
+            if self.timestamp.column is None:
+                raise ValueError("timestamp: an Iceberg source needs column: (time ranges prune on it)")
         return self
 
     @property
@@ -254,6 +266,8 @@ def partition_predicate(
     mapping: SourceMapping, first: date | None, last: date | None
 ) -> tuple[str | None, list[str]]:
     """The WHERE condition selecting partitions first..last (inclusive) and its parameters."""
+    if mapping.format == "iceberg":
+        return _timestamp_predicate(mapping, first, last)
     parts = mapping.partitions
     if parts is None or (first is None and last is None):
         return None, []
@@ -285,6 +299,26 @@ def partition_predicate(
     return " AND ".join(conditions), params
 
 
+def _timestamp_predicate(
+    mapping: SourceMapping, first: date | None, last: date | None
+) -> tuple[str | None, list[str]]:
+    """Days first..last (inclusive) as bounds on the timestamp column: [first 00:00, last + 1 day 00:00)."""
+    column, unit = quote(mapping.timestamp.column), mapping.timestamp.unit  # type: ignore[arg-type]
+    conditions, params = [], []
+    for day, op in ((first, ">="), (last + timedelta(days=1) if last else None, "<")):
+        if day is None:
+            continue
+        moment = datetime.combine(day, datetime.min.time(), UTC)
+        if unit == "timestamp":
+            conditions.append(f"{column} {op} CAST(? AS TIMESTAMP)")
+            params.append(moment.strftime("%Y-%m-%d %H:%M:%S"))
+        else:
+            conditions.append(f"{column} {op} CAST(? AS BIGINT)")
+            seconds = int(moment.timestamp())
+            params.append(str(seconds * 1000 if unit == "milliseconds" else seconds))
+    return (" AND ".join(conditions) or None), params
+
+
 # ---- the mapped SELECT -------------------------------------------------------------------------------
 
 
@@ -305,6 +339,8 @@ def _extracted(mapping: SourceMapping, where: str | None) -> str:
     ts = mapping.timestamp
     seconds = f"TRY_CAST({raw_value(mapping, ts)} AS DOUBLE)"
     seconds = f"{seconds} / 1000.0" if ts.unit == "milliseconds" else seconds
+    if ts.unit == "timestamp":
+        seconds = f"to_unixtime(CAST({raw_value(mapping, ts)} AS TIMESTAMP))"
     columns = [f'{raw_value(mapping, ts)} IS NULL AS "_ts_missing"', f'{seconds} AS "_seconds"']
     if mapping.json_column is not None:
         document = quote(mapping.json_column)
@@ -335,7 +371,7 @@ def _extracted(mapping: SourceMapping, where: str | None) -> str:
 
 def _partition_label(mapping: SourceMapping) -> str:
     parts = mapping.partitions
-    if parts is None:
+    if parts is None:  # also Iceberg: its day partition is derived from the timestamp, never misplaced
         return "CAST(NULL AS VARCHAR)"
     return "concat(" + ", '-', ".join(f"CAST({quote(c)} AS VARCHAR)" for c in parts.columns) + ")"
 
