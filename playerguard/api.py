@@ -99,7 +99,7 @@ def _optional_days(value: Duration | None, what: str) -> int | None:
     return None if value is None else _days(value, what)
 
 
-def _bundle(value: Any, settings: Settings, feature_set: str = "default") -> Bundle:
+def _bundle(value: Any, settings: Settings, feature_set: str | None = None) -> Bundle:
     from playerguard.inference.batch import champion_bundle
     from playerguard.inference.bundle import Bundle
 
@@ -397,7 +397,7 @@ def promote(model: str, version: str | int | None = None, *, home: Home = None) 
 
 @_quiet
 def bundle(
-    path: str | os.PathLike[str] | None = None, *, feature_set: str = "default", home: Home = None
+    path: str | os.PathLike[str] | None = None, *, feature_set: str | None = None, home: Home = None
 ) -> Bundle:
     """The bundle at `path`, or the registry's champions bundled into `<home>/bundle` (`champion_bundle`)."""
     return _bundle(path, _settings(home), feature_set)

@@ -10,6 +10,7 @@ Features at cutoff T use only events before T; labels only events in [T, T + hor
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -72,11 +73,17 @@ def load_feature_set(
     engine: SqlEngine | None = None,
 ) -> FeatureSet:
     """A packaged set by name (`default`, `combat`), a YAML file by path, or `auto`: the set
-    `features suggest` derives from the lake of `settings` (from the environment when None)."""
+    `features suggest` derives from the lake of `settings` (from the environment when None), kept as
+    `<home>/feature_sets/auto-<hash>.yaml` so that the models trained on it can ship it."""
     if isinstance(feature_set, FeatureSet):
         return feature_set
     if str(feature_set) == AUTO:
-        return suggest_features(settings or Settings(), name=AUTO, engine=engine).feature_set
+        settings = settings or Settings()
+        suggestion = suggest_features(settings, name=AUTO, engine=engine)
+        path = settings.home / "feature_sets" / f"{AUTO}-{suggestion.feature_set.hash[:12]}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(suggestion.text)
+        return dataclasses.replace(suggestion.feature_set, path=path)
     return load_named_feature_set(feature_set)
 
 

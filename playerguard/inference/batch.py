@@ -24,14 +24,14 @@ class BatchScores:
 
 
 def champion_bundle(
-    settings: Settings, bundle_path: Path | None = None, *, feature_set: str | Path = "default"
+    settings: Settings, bundle_path: Path | None = None, *, feature_set: str | Path | None = None
 ) -> Bundle:
     """The bundle at `bundle_path`, or the registry's champions rebuilt into `<home>/bundle`."""
     if bundle_path is not None:
         return load_bundle(bundle_path)
     from playerguard.inference.server import build_registry_bundle
 
-    return load_bundle(build_registry_bundle(settings, str(feature_set)))
+    return load_bundle(build_registry_bundle(settings, None if feature_set is None else str(feature_set)))
 
 
 def score_cutoff(

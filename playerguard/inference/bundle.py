@@ -203,9 +203,10 @@ def write_bundle(
 
 
 def build_bundle(
-    settings: Settings, directory: Path, *, feature_set: Any, policy_path: Path | None = None
+    settings: Settings, directory: Path, *, feature_set: Any = None, policy_path: Path | None = None
 ) -> Path:
-    """Bundle the registry's current champions (models without one are left out) into `directory`."""
+    """Bundle the registry's current champions (models without one are left out) into `directory`, with
+    the feature set they were trained on; a `feature_set` given must be that one."""
     from playerguard.training.tracking import download_champions
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -216,7 +217,40 @@ def build_bundle(
         ]
         if not sources:
             raise DataError(f"no champion models in the registry at {settings.tracking_uri}; train first")
-        return write_bundle(directory, sources, feature_set=feature_set, policy_path=policy_path)
+        trained_on = champions_feature_set({name: files.directory for name, files in champions.items()}, feature_set)
+        return write_bundle(directory, sources, feature_set=trained_on, policy_path=policy_path)
+
+
+def champions_feature_set(model_dirs: Mapping[str, Path], requested: Any = None) -> Any:
+    """The one feature set the models in `model_dirs` were trained on (the file beside each model).
+
+    A DataError when they were trained on different sets, or when `requested` is not theirs. Models
+    registered before feature sets travelled with them take `requested`, else the packaged default.
+    """
+    from playerguard.features.spec import load_feature_set
+    from playerguard.training.train import FEATURE_SET_FILE
+
+    shipped = {
+        name: load_feature_set(directory / FEATURE_SET_FILE)
+        for name, directory in sorted(model_dirs.items())
+        if (directory / FEATURE_SET_FILE).exists()
+    }
+    if len({fs.hash for fs in shipped.values()}) > 1:
+        listed = ", ".join(f"{name} on {fs.name} ({fs.hash[:12]})" for name, fs in shipped.items())
+        raise DataError(
+            f"the champions were trained on different feature sets ({listed}); retrain them on one "
+            "(playerguard train all --feature-set ...) or promote versions trained on the same set"
+        )
+    own = next(iter(shipped.values()), None)
+    if requested is None:
+        return own if own is not None else _resolve_feature_set("default")
+    wanted = _resolve_feature_set(requested)
+    if own is not None and wanted.hash != own.hash:
+        raise DataError(
+            f"feature set {wanted.name!r} is not the one the champions were trained on ({own.name!r}, "
+            f"hash {own.hash[:12]}); leave --feature-set out to use theirs"
+        )
+    return wanted
 
 
 def _verify(directory: Path, manifest: Mapping[str, Any]) -> None:

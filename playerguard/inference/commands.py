@@ -28,7 +28,10 @@ BundleOption = Annotated[
     typer.Option(help="Bundle directory or model.tar.gz (default: the registry's champions, bundled into <home>/bundle)."),
 ]
 FeatureSetOption = Annotated[
-    str, typer.Option(help="Feature set the champions were trained on (only used to bundle the champions).")
+    str | None,
+    typer.Option(
+        help="Feature set to bundle the champions with (default: the one they were trained on; another is refused)."
+    ),
 ]
 
 
@@ -81,9 +84,18 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8080,
     host: Annotated[str, typer.Option(help="Address to bind; anything but loopback exposes the models.")] = "127.0.0.1",
     bundle: BundleOption = None,
-    feature_set: FeatureSetOption = "default",
+    feature_set: FeatureSetOption = None,
     max_records: Annotated[int, typer.Option(help="Most records (or players) per request.")] = 1000,
     max_body_bytes: Annotated[int, typer.Option(help="Largest request body, in bytes.")] = 6 * 1024 * 1024,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Worker processes sharing the port, each with its own bundle; 0: one per core (what a "
+            "SageMaker container runs). A request is scored on one core, so one worker serves one core.",
+            envvar="PLAYERGUARD_SERVE_WORKERS",
+            min=0,
+        ),
+    ] = 1,
     home: HomeOption = None,
 ) -> None:
     """Serve the three models over SageMaker's HTTP contract: GET /ping, POST /invocations and
@@ -94,7 +106,7 @@ def serve(
 
     def ready(info: dict[str, Any]) -> None:
         versions = ", ".join(f"{model} {version}" for model, version in info["model_versions"].items())
-        typer.echo(f"serving {versions} from {info['bundle']} on {info['url']}")
+        typer.echo(f"serving {versions} from {info['bundle']} on {info['url']} ({info['workers']} worker(s))")
         typer.echo(f"  score:  curl -H 'Content-Type: application/json' -d @records.json {info['url']}/invocations")
         typer.echo(f"  reload: kill -HUP {os.getpid()}   or   curl -X POST {info['url']}/admin/reload")
 
@@ -104,6 +116,7 @@ def serve(
         port=port,
         limits=Limits(max_records=max_records, max_body_bytes=max_body_bytes),
         on_ready=ready,
+        workers=workers,
     )
 
 
@@ -115,7 +128,7 @@ def deploy(
     instance_type: Annotated[str, typer.Option(help="Instance type of the endpoint.")] = "ml.m5.large",
     instance_count: Annotated[int, typer.Option(help="Number of instances.")] = 1,
     bundle: BundleOption = None,
-    feature_set: FeatureSetOption = "default",
+    feature_set: FeatureSetOption = None,
     image_uri: Annotated[
         str | None,
         typer.Option(help="Serving image (default: SageMaker's scikit-learn 1.9-0 framework image).",

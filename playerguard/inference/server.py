@@ -10,6 +10,11 @@ so a web page cannot trigger it) and SIGHUP build the new bundle first and then 
 request in flight finishes on the bundle it started with. With `PLAYERGUARD_BUNDLE_DIGEST` set, a bundle
 whose manifest is not the pinned one is refused on load and on reload.
 
+With `workers` > 1 (`playerguard serve --workers N`, or `PLAYERGUARD_SERVE_WORKERS`; 0 is one per core, the
+layout SageMaker's container contract expects of a model server), that many worker processes share the one
+listening socket, each with its own copy of the bundle; the main process forwards SIGHUP to every worker, and
+`POST /admin/reload` on any worker reloads it and then every worker (by a SIGHUP to the main process).
+
 Stalled clients are shed: request headers must arrive within `header_timeout` seconds and the body within
 `Limits.body_timeout` (else 408 and the connection is closed), idle kept-alive connections close after
 `keep_alive` seconds, and over `max_connections` open connections new requests get 503.
@@ -100,7 +105,7 @@ class BundleSource:
 
     settings: Settings
     path: Path | None = None
-    feature_set: str = "default"
+    feature_set: str | None = None
 
     def load(self) -> ServingBundle:
         """The bundle, checked against `settings.bundle_digest` when set; a bundle built from the registry is
@@ -113,7 +118,7 @@ class BundleSource:
         return load_serving_bundle(built, self.settings.bundle_digest or bundle_digest(built))
 
 
-def build_registry_bundle(settings: Settings, feature_set: str = "default") -> Path:
+def build_registry_bundle(settings: Settings, feature_set: str | None = None) -> Path:
     """Build the champions into a fresh directory, then put it in place of `<home>/bundle`."""
     import shutil
     import tempfile
@@ -233,8 +238,11 @@ def _admin_refusal(request: Request) -> str | None:
 # ---- the app -----------------------------------------------------------------------------------------------
 
 
-def create_app(holder: BundleHolder, limits: Limits = DEFAULT_LIMITS) -> Starlette:
-    """The Starlette app serving `holder`'s bundle. SIGHUP reloads when the app runs in the main thread."""
+def create_app(
+    holder: BundleHolder, limits: Limits = DEFAULT_LIMITS, *, after_reload: Callable[[], None] | None = None
+) -> Starlette:
+    """The Starlette app serving `holder`'s bundle. SIGHUP reloads when the app runs in the main thread;
+    `after_reload` runs after a successful `POST /admin/reload` (a worker tells its siblings)."""
 
     async def ping(request: Request) -> Response:
         served = holder.current
@@ -278,6 +286,8 @@ def create_app(holder: BundleHolder, limits: Limits = DEFAULT_LIMITS) -> Starlet
         except Exception:
             log.exception("reload failed")
             return _json(500, "reload_failed", "reload failed (see the server log); still serving the previous bundle")
+        if after_reload is not None:
+            after_reload()
         return JSONResponse({"status": "reloaded", **served.describe()})
 
     async def openapi(request: Request) -> Response:
@@ -351,6 +361,17 @@ def server_config(
     )
 
 
+def worker_count(workers: int) -> int:
+    """`workers`, with 0 meaning one per core (CPUs this process may run on)."""
+    if workers < 0:
+        raise ConfigError(f"workers must be 0 (one per core) or more, got {workers}")
+    if workers == 0:
+        import os
+
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return workers
+
+
 def serve(
     source: BundleSource,
     *,
@@ -359,14 +380,39 @@ def serve(
     limits: Limits = DEFAULT_LIMITS,
     log_level: str = "info",
     on_ready: Callable[[dict[str, Any]], None] | None = None,
+    workers: int = 1,
 ) -> None:
-    """Load the bundle (errors raise before the port opens), then serve until interrupted."""
+    """Load the bundle (errors raise before the port opens), then serve until interrupted, in this process
+    or (`workers` > 1; 0: one per core) in that many worker processes sharing the listening socket."""
     import uvicorn
 
+    count = worker_count(workers)
     holder = BundleHolder(source.load)
     served = holder.reload()
     listener = bind_listener(host, port)
     if on_ready is not None:
-        on_ready({"url": f"http://{host}:{port}", **served.describe()})
+        on_ready({"url": f"http://{host}:{port}", "workers": count, **served.describe()})
+    if count > 1:
+        from playerguard.inference.workers import run_workers
+
+        del holder, served  # each worker loads its own copy
+        run_workers(count, _serve_worker, (source, host, port, limits, log_level), listener)
+        return
     config = server_config(create_app(holder, limits), host=host, port=port, log_level=log_level)
     uvicorn.Server(config).run(sockets=[listener])
+
+
+def _serve_worker(
+    source: BundleSource, host: str, port: int, limits: Limits, log_level: str, listener: socket.socket
+) -> None:
+    """One worker process: load the bundle, then serve the shared socket; a reload tells the parent."""
+    import os
+
+    import uvicorn
+
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s [worker %(process)d] %(name)s: %(message)s")
+    holder = BundleHolder(source.load)
+    holder.reload()
+    parent = os.getppid()
+    app = create_app(holder, limits, after_reload=lambda: os.kill(parent, signal.SIGHUP))
+    uvicorn.Server(server_config(app, host=host, port=port, log_level=log_level)).run(sockets=[listener])

@@ -9,6 +9,7 @@ replay exercises the same exactly-once machinery. The online snapshot can be reb
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import threading
 import time
@@ -244,6 +245,26 @@ def online_feature_source(settings: Settings) -> FeatureSource | None:
     return store if store.path.exists() else None
 
 
+def check_snapshot_fits(settings: Settings, feature_set: Any) -> None:
+    """A DataError when the online snapshot lacks features of the models' feature set: its players would
+    be scored on missing values."""
+    names = getattr(feature_set, "feature_names", None)
+    store = online_feature_source(settings)
+    if not names or store is None:
+        return
+    try:
+        built = set(json.loads(store.metadata().get("feature_names", "[]")))
+    finally:
+        store.close()
+    missing = [name for name in names if name not in built]
+    if missing:
+        raise DataError(
+            f"the online snapshot at {store.path} was built with another feature set than the models' "
+            f"({feature_set.name!r}): it lacks {len(missing)} of their features (e.g. {', '.join(missing[:3])}); "
+            "rebuild it (playerguard features build --snapshot --feature-set ...) or pass --refresh-snapshot"
+        )
+
+
 def replay(
     settings: Settings,
     start: date,
@@ -291,6 +312,7 @@ def replay(
             batches = windowed_batches(settings, start, end, batch_size, refresh_every, before_window)
             features = SqliteFeatureStore.from_settings(settings)  # written before the first window's batches
         else:
+            check_snapshot_fits(settings, target.feature_set)
             batches = kinesis_batches(itertools.chain([first], events), batch_size)
         outbox = OutboxNotifier.from_home(settings.home, target.cooldowns)
         try:
