@@ -30,6 +30,8 @@ KINDS = (
 NUMERIC_KINDS = frozenset({"sum", "mean", "min", "max", "stddev", "percentile"})
 MEASURES = ("count", "sum")
 """What a ratio's numerator/denominator or a trend aggregates."""
+CUMULATIVE_KINDS = frozenset({"count", "sum", "max", "distinct_count", "active_days"})
+"""Kinds whose value over all history only grows as the game ages."""
 HOLISTIC_KINDS = frozenset({"percentile", "stddev", "distinct_count", "active_days"})
 """Kinds computed from all matching values at once, not from a running total."""
 OPERATORS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "not_in")
@@ -152,6 +154,13 @@ class FeatureDefinition:
         }
         return names
 
+    @property
+    def grows_with_age(self) -> bool:
+        """True when the value grows with the game's age by construction (tenure, and totals over all
+        history): its distribution shifts week after week in a game that does not change."""
+        lifetime = self.window.symbol == LIFETIME
+        return self.kind == "tenure" or (self.kind in CUMULATIVE_KINDS and lifetime)
+
     def canonical(self) -> dict[str, Any]:
         """Everything that changes the feature's value (not its description), in a stable shape."""
         data: dict[str, Any] = {"name": self.name, "kind": self.kind, "window": self.window.canonical()}
@@ -185,6 +194,11 @@ class FeatureSet:
     @property
     def feature_names(self) -> list[str]:
         return [d.name for d in self.definitions]
+
+    @property
+    def age_dependent(self) -> list[str]:
+        """The features that grow with the game's age by construction (see FeatureDefinition)."""
+        return [d.name for d in self.definitions if d.grows_with_age]
 
     @cached_property
     def hash(self) -> str:

@@ -23,6 +23,7 @@ DEFAULT_THRESHOLD = 0.2
 DEFAULT_BINS = 10
 DEFAULT_EPSILON = 1e-4
 SCORE_PREFIX = "score_"
+AGE_DEPENDENT = "age_dependent"
 _NOT_MONITORED = frozenset({"player_id", "cutoff"})
 _LABEL_PREFIX = "label_"
 
@@ -222,9 +223,14 @@ def latest_cutoff_drift(
     threshold: float = DEFAULT_THRESHOLD,
     *,
     bins: int = DEFAULT_BINS,
+    age_dependent: Iterable[str] = (),
 ) -> DriftReport:
     """Drift of the training set's latest cutoff (current) against all its earlier cutoffs (reference),
-    on every feature and, with `models`, on every model's score."""
+    on every feature and, with `models`, on every model's score.
+
+    `age_dependent` features (tenure, totals over all history) grow with the game's age, so their PSI
+    against earlier cutoffs is large in a game that does not change: it is reported, with kind
+    `age_dependent`, and never raises the alert. Windowed features and the scores carry the alert."""
     if "cutoff" not in training_set.columns:
         raise DataError("the training set has no 'cutoff' column")
     cutoffs = sorted(pd.unique(training_set["cutoff"].dropna()))
@@ -236,4 +242,8 @@ def latest_cutoff_drift(
     if models:
         reference, current = add_scores(reference, models), add_scores(current, models)
         columns += [f"{SCORE_PREFIX}{name}" for name in sorted(models)]
-    return drift_report(reference, current, threshold, columns=columns, bins=bins)
+    report = drift_report(reference, current, threshold, columns=columns, bins=bins)
+    aging = report.table["name"].isin(set(age_dependent))
+    report.table.loc[aging, "kind"] = AGE_DEPENDENT
+    report.table.loc[aging, "drifted"] = False
+    return report
