@@ -172,6 +172,8 @@ def write_bundle(
         thresholds[name] = None if threshold is None else float(threshold)
         classes[name] = class_path_of(model)
     _check_policy(policy, thresholds)
+    if hasattr(feature_set, "feature_names"):  # checked again, always, when the bundle loads
+        policy.check_features(feature_set.feature_names, feature_set.name, thresholds)
 
     directory = _prepare_directory(directory)
     entries: dict[str, dict[str, Any]] = {}
@@ -217,7 +219,8 @@ def build_bundle(
         ]
         if not sources:
             raise DataError(f"no champion models in the registry at {settings.tracking_uri}; train first")
-        trained_on = champions_feature_set({name: files.directory for name, files in champions.items()}, feature_set)
+        model_dirs = {name: files.directory for name, files in champions.items()}
+        trained_on = champions_feature_set(model_dirs, feature_set)
         return write_bundle(directory, sources, feature_set=trained_on, policy_path=policy_path)
 
 
@@ -353,6 +356,7 @@ def _load_directory(directory: Path, shown_as: Path, expected_digest: str | None
     from playerguard.features.spec import load_feature_set
 
     feature_set = load_feature_set(directory / FEATURES_FILE)
+    policy.check_features(feature_set.feature_names, feature_set.name, models)
     return Bundle(path=shown_as, manifest=manifest, models=models, policy=policy, feature_set=feature_set)
 
 

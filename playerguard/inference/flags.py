@@ -58,6 +58,8 @@ class Flag:
     event_timestamp: str
     model_version: str
     scored_at: str
+    condition: str | None = None
+    """The policy's `where:` condition that admitted the action, when its rule has one."""
 
     @cached_property
     def event_time(self) -> datetime:
@@ -78,10 +80,11 @@ class Flag:
     def from_message(cls, message: Mapping[str, Any]) -> Flag:
         """Rebuild a flag from its message body; raise FlagError when a field is missing."""
         names = cls.__dataclass_fields__
-        missing = [name for name in names if name not in message]
+        optional = {"condition"}  # messages from before conditions existed lack it
+        missing = [name for name in names if name not in message and name not in optional]
         if missing:
             raise FlagError(f"flag message is missing {', '.join(missing)}")
-        return cls(**{name: message[name] for name in names})
+        return cls(**{name: message[name] for name in names if name in message})
 
 
 def _require(mapping: Mapping[str, Any], key: str, what: str) -> Any:
@@ -137,6 +140,7 @@ def flags_from_prediction(
                 event_timestamp=event_timestamp,
                 model_version=version,
                 scored_at=scored,
+                condition=taken.get("condition"),
             )
         )
     return flags

@@ -1,13 +1,18 @@
 """The flag policy: per model, ordered score thresholds → action and severity, with a cooldown per action.
 
-Rules of a model are tried in order; the first whose threshold the score reaches decides the action.
-A threshold is a number in [0, 1] or `model`: the model's own threshold from its bundle manifest.
+Rules of a model are tried in order; the first whose threshold the score reaches, and whose `where:`
+conditions on the player's features hold, decides the action. A threshold is a number in [0, 1] or
+`model`: the model's own threshold from its bundle manifest. A condition is `<feature> <op> <number>` with
+op one of < <= > >= == !=, naming a feature of the models' feature set (checked when the bundle loads); a
+player whose feature is undefined (NaN) does not meet it. An action a condition admitted carries it.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+import operator
+import re
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib import resources
@@ -26,6 +31,38 @@ if TYPE_CHECKING:  # numpy is imported where it is used: the stream handler impo
 ACTIONS: tuple[str, ...] = ("review", "account_action", "retention_offer", "purchase_offer")
 SEVERITIES: tuple[str, ...] = ("low", "medium", "high")
 MODEL_THRESHOLD = "model"
+_CONDITION = re.compile(r"^\s*([a-z][a-z0-9_]*)\s*(<=|>=|==|!=|<|>)\s*(-?[0-9]+(?:\.[0-9]+)?)\s*$")
+_OPERATORS: dict[str, Callable[[Any, float], Any]] = {
+    "<": operator.lt, "<=": operator.le, ">": operator.gt,
+    ">=": operator.ge, "==": operator.eq, "!=": operator.ne,
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Condition:
+    """`feature op value`, e.g. `days_since_last_event <= 7`."""
+
+    feature: str
+    op: str
+    value: float
+
+    @classmethod
+    def parse(cls, text: Any, where: str) -> Condition:
+        match = _CONDITION.match(text) if isinstance(text, str) else None
+        if match is None:
+            raise ConfigError(
+                f"{where} must read `<feature> <op> <number>` (op one of < <= > >= == !=), got {text!r}"
+            )
+        return cls(match.group(1), match.group(2), float(match.group(3)))
+
+    def holds(self, values: np.ndarray) -> np.ndarray:
+        """Where the condition holds; NaN (undefined) never does."""
+        import numpy as np
+
+        return _OPERATORS[self.op](values, self.value) & ~np.isnan(values)
+
+    def __str__(self) -> str:
+        return f"{self.feature} {self.op} {self.value:g}"
 
 
 @dataclass(frozen=True)
@@ -36,6 +73,7 @@ class Rule:
     action: str
     severity: str
     cooldown: timedelta
+    where: tuple[Condition, ...] = ()
 
     def resolve(self, model_threshold: float | None, model: str) -> float:
         if self.threshold != MODEL_THRESHOLD:
@@ -56,7 +94,7 @@ def _check_keys(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
 def _parse_rule(data: Any, where: str, default_cooldown: timedelta) -> Rule:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where} must be a mapping with threshold, action and severity")
-    _check_keys(data, {"threshold", "action", "severity", "cooldown"}, where)
+    _check_keys(data, {"threshold", "action", "severity", "cooldown", "where"}, where)
     for key in ("threshold", "action", "severity"):
         if key not in data:
             raise ConfigError(f"{where} has no {key}")
@@ -71,9 +109,18 @@ def _parse_rule(data: Any, where: str, default_cooldown: timedelta) -> Rule:
             f"{where}.severity must be one of {', '.join(SEVERITIES)}, got {data['severity']!r}"
         )
     cooldown = (
-        parse_duration(data["cooldown"], f"{where}.cooldown", allow_zero=True) if "cooldown" in data else default_cooldown
+        parse_duration(data["cooldown"], f"{where}.cooldown", allow_zero=True)
+        if "cooldown" in data
+        else default_cooldown
     )
-    return Rule(float(threshold) if numeric else threshold, data["action"], data["severity"], cooldown)
+    raw = data.get("where", [])
+    listed = [raw] if isinstance(raw, str) else raw
+    if not isinstance(listed, list):
+        raise ConfigError(f"{where}.where must read `<feature> <op> <number>`, or be a list of such, got {raw!r}")
+    conditions = tuple(Condition.parse(text, f"{where}.where[{i}]") for i, text in enumerate(listed))
+    return Rule(
+        float(threshold) if numeric else threshold, data["action"], data["severity"], cooldown, conditions
+    )
 
 
 def _parse_model(data: Any, where: str) -> tuple[Rule, ...]:
@@ -85,7 +132,9 @@ def _parse_model(data: Any, where: str) -> tuple[Rule, ...]:
     if not isinstance(raw_rules, list) or not raw_rules:
         raise ConfigError(f"{where}.rules must be a non-empty list")
     rules = tuple(_parse_rule(rule, f"{where}.rules[{i}]", cooldown) for i, rule in enumerate(raw_rules))
-    numeric = [(i, r.threshold) for i, r in enumerate(rules) if r.threshold != MODEL_THRESHOLD]
+    numeric = [
+        (i, r.threshold) for i, r in enumerate(rules) if r.threshold != MODEL_THRESHOLD and not r.where
+    ]
     for (_, earlier), (i, later) in itertools.pairwise(numeric):
         if later >= earlier:
             raise ConfigError(
@@ -135,37 +184,64 @@ class Policy:
             raise ConfigError(f"{path}: invalid YAML{line}: {problem}") from None
         return cls.from_dict(data, str(path))
 
+    def condition_features(self, models: Collection[str] | None = None) -> set[str]:
+        """Every feature a `where:` condition of `models` (default: all) names."""
+        chosen = self.rules if models is None else {m: r for m, r in self.rules.items() if m in models}
+        return {c.feature for rules in chosen.values() for rule in rules for c in rule.where}
+
+    def check_features(
+        self, feature_names: Collection[str], feature_set: str, models: Collection[str] | None = None
+    ) -> None:
+        """A ConfigError naming the conditions of `models` whose feature the feature set does not have."""
+        unknown = sorted(self.condition_features(models) - set(feature_names))
+        if unknown:
+            raise ConfigError(
+                f"{self.source}: where: conditions name {', '.join(unknown)}, not features of the "
+                f"feature set {feature_set!r} the models use"
+            )
+
     def uses_model_threshold(self, model: str) -> bool:
         return any(rule.threshold == MODEL_THRESHOLD for rule in self.rules.get(model, ()))
 
     def decide(
-        self, model: str, scores: np.ndarray, model_threshold: float | None = None
+        self,
+        model: str,
+        scores: np.ndarray,
+        model_threshold: float | None = None,
+        features: Callable[[str], np.ndarray] | None = None,
     ) -> list[dict | None]:
-        """Per score, the action dict {model, action, score, threshold, severity} of the first rule it
-        reaches, or None. Vectorised over the scores."""
+        """Per score, the action dict {model, action, score, threshold, severity[, condition]} of the
+        first rule it reaches whose conditions hold, or None. Vectorised over the scores; `features(name)`
+        gives a feature's values for the same rows (needed by rules with `where:`)."""
         import numpy as np
 
         scores = np.asarray(scores, dtype="float64")
         rules = self.rules.get(model, ())
         thresholds = [rule.resolve(model_threshold, model) for rule in rules]
         chosen = np.full(scores.shape, -1)
-        for index, threshold in enumerate(thresholds):
-            chosen[(chosen < 0) & (scores >= threshold)] = index
+        for index, (rule, threshold) in enumerate(zip(rules, thresholds, strict=True)):
+            admitted = (chosen < 0) & (scores >= threshold)
+            for condition in rule.where:
+                if features is None:
+                    raise ConfigError(f"the policy's {model} rule needs the feature {condition.feature}")
+                admitted &= condition.holds(np.asarray(features(condition.feature), dtype="float64"))
+            chosen[admitted] = index
         actions: list[dict | None] = []
         for score, index in zip(scores.tolist(), chosen.tolist(), strict=True):
             if index < 0:
                 actions.append(None)
                 continue
             rule = rules[index]
-            actions.append(
-                {
-                    "model": model,
-                    "action": rule.action,
-                    "score": score,
-                    "threshold": thresholds[index],
-                    "severity": rule.severity,
-                }
-            )
+            action = {
+                "model": model,
+                "action": rule.action,
+                "score": score,
+                "threshold": thresholds[index],
+                "severity": rule.severity,
+            }
+            if rule.where:
+                action["condition"] = " and ".join(str(c) for c in rule.where)
+            actions.append(action)
         return actions
 
     def cooldown(self, model: str, action: str) -> timedelta:

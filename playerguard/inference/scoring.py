@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +65,21 @@ def frame_matrix(features: pd.DataFrame, names: Sequence[str]) -> FeatureMatrix:
     selected = features.reindex(columns=list(names))
     values = selected.to_numpy(dtype="float64", na_value=np.nan) if len(names) else np.empty((len(features), 0))
     return FeatureMatrix(tuple(names), values, frozenset(names) - frozenset(present))
+
+
+def feature_values(matrix: FeatureMatrix, frame: pd.DataFrame | None) -> Callable[[str], np.ndarray]:
+    """A feature's values for the policy's `where:` conditions: from the matrix, else from the frame, else
+    undefined (NaN: a condition on it does not hold)."""
+    position = {name: i for i, name in enumerate(matrix.names)}
+
+    def values(name: str) -> np.ndarray:
+        if name in position:
+            return matrix.values[:, position[name]]
+        if frame is not None and name in frame.columns:
+            return frame[name].to_numpy(dtype="float64", na_value=np.nan)
+        return np.full(len(matrix.values), np.nan)
+
+    return values
 
 
 def _takes_matrix(model: Any) -> bool:
@@ -136,7 +151,9 @@ def score_matrix(
         if values.shape != (rows,):
             raise DataError(f"the {name} model returned {values.shape} scores for {rows} rows")
         scores[name] = values.tolist()
-        actions[name] = bundle.policy.decide(name, values, bundle.thresholds.get(name))
+        actions[name] = bundle.policy.decide(
+            name, values, bundle.thresholds.get(name), features=feature_values(matrix, frame)
+        )
         if _takes_matrix(model):
             acted = np.array([action is not None for action in actions[name]], dtype=bool)
             exact = acted if exact_reasons == "acted" else np.ones(rows, dtype=bool)

@@ -224,20 +224,28 @@ def latest_cutoff_drift(
     *,
     bins: int = DEFAULT_BINS,
     age_dependent: Iterable[str] = (),
+    full_windows_from: Any = None,
 ) -> DriftReport:
     """Drift of the training set's latest cutoff (current) against all its earlier cutoffs (reference),
     on every feature and, with `models`, on every model's score.
 
     `age_dependent` features (tenure, totals over all history) grow with the game's age, so their PSI
     against earlier cutoffs is large in a game that does not change: it is reported, with kind
-    `age_dependent`, and never raises the alert. Windowed features and the scores carry the alert."""
+    `age_dependent`, and never raises the alert. Windowed features and the scores carry the alert, against
+    the reference cutoffs from `full_windows_from` on (the first cutoff whose lookback window lies wholly
+    after the lake's first event): before it, every window is cut short by the game's start and every
+    trend and rate looks shifted. With no such earlier cutoff, every earlier one is the reference."""
     if "cutoff" not in training_set.columns:
         raise DataError("the training set has no 'cutoff' column")
     cutoffs = sorted(pd.unique(training_set["cutoff"].dropna()))
     if len(cutoffs) < 2:
         raise DataError(f"drift needs at least 2 cutoffs (reference and current), got {len(cutoffs)}")
     latest = training_set["cutoff"] == cutoffs[-1]
-    reference, current = training_set.loc[~latest], training_set.loc[latest]
+    reference = training_set.loc[~latest]
+    if full_windows_from is not None:
+        complete = reference.loc[pd.to_datetime(reference["cutoff"], utc=True) >= pd.Timestamp(full_windows_from)]
+        reference = complete if len(complete) else reference
+    current = training_set.loc[latest]
     columns = monitored_columns(training_set)
     if models:
         reference, current = add_scores(reference, models), add_scores(current, models)

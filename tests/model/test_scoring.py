@@ -66,7 +66,7 @@ def _bundle(models: dict[str, object]) -> Bundle:
 
 
 def test_every_row_gets_scores_actions_reasons_and_versions(models: dict[str, CountingModel]) -> None:
-    rows = _players(400, 3)
+    rows = _players(400, 3).assign(days_since_last_event=1.0)  # active: the churn rule's where: holds
     before = {name: dict(m.calls) for name, m in models.items()}
     results = score_frame(_bundle(models), rows)
     for name, model in models.items():  # one predict and one explain call per model for the whole frame
@@ -83,7 +83,9 @@ def test_every_row_gets_scores_actions_reasons_and_versions(models: dict[str, Co
         expected = [
             action
             for name in ("churn", "purchase")
-            for action in policy.decide(name, np.array([result["scores"][name]]))
+            for action in policy.decide(
+                name, np.array([result["scores"][name]]), features=lambda _: np.array([1.0])
+            )
             if action is not None
         ]
         assert result["actions"] == expected

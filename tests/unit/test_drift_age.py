@@ -52,3 +52,13 @@ def test_a_real_shift_in_a_windowed_feature_still_alerts() -> None:
     frame.loc[latest, "sessions_7d"] *= 3
     report = latest_cutoff_drift(frame, age_dependent=["tenure_days", "purchases_lifetime"])
     assert list(report.drifted["name"]) == ["sessions_7d"]
+
+
+def test_reference_cutoffs_whose_windows_the_games_start_cut_short_are_left_out() -> None:
+    frame = unchanging_game(weeks=6)
+    cutoffs = sorted(frame["cutoff"].unique())
+    early = frame["cutoff"] < cutoffs[3]  # windows reaching back before the game started: truncated
+    frame.loc[early, "sessions_7d"] *= 3
+    assert "sessions_7d" in set(latest_cutoff_drift(frame).drifted["name"])
+    report = latest_cutoff_drift(frame, age_dependent=["tenure_days", "purchases_lifetime"], full_windows_from=cutoffs[3])
+    assert not report.any_drift and report.reference_rows == 2 * 2000

@@ -22,9 +22,11 @@ def test_default_policy_decides_in_order() -> None:
     assert actions[1]["action"] == "review" and actions[1]["threshold"] == 0.3
     assert actions[1]["severity"] == "medium"
     assert actions[2] is None
-    assert [a and a["action"] for a in policy.decide("churn", np.array([0.6, 0.59]))] == [
+    active = {"days_since_last_event": np.array([1.0, 1.0, 30.0])}.__getitem__
+    assert [a and a["action"] for a in policy.decide("churn", np.array([0.6, 0.59, 0.9]), features=active)] == [
         "retention_offer",
         None,
+        None,  # at risk, but gone for 30 days: no offer
     ]
     assert policy.decide("purchase", np.array([0.7]))[0]["action"] == "purchase_offer"
     assert policy.cooldown("churn", "retention_offer") == timedelta(days=7)
@@ -103,3 +105,38 @@ def test_bad_yaml_is_a_config_error_with_the_line(tmp_path: Path) -> None:
         Policy.from_yaml(path)
     with pytest.raises(ConfigError, match="cannot read policy"):
         Policy.from_yaml(tmp_path / "missing.yaml")
+
+
+def test_where_conditions_narrow_a_rule_and_name_themselves_on_the_action() -> None:
+    import numpy as np
+
+    policy = Policy.from_dict(
+        {"models": {"churn": {"rules": [
+            {"threshold": 0.6, "action": "retention_offer", "severity": "low", "where": "days_since_last_event <= 7"},
+        ]}}}
+    )  # fmt: skip
+    recency = {"days_since_last_event": np.array([2.0, 20.0, np.nan, 7.0])}
+    actions = policy.decide("churn", np.array([0.9, 0.9, 0.9, 0.5]), features=recency.__getitem__)
+    assert actions[0] == {
+        "model": "churn", "action": "retention_offer", "score": 0.9, "threshold": 0.6, "severity": "low",
+        "condition": "days_since_last_event <= 7",
+    }  # fmt: skip
+    assert actions[1:] == [None, None, None]  # gone for 20 days; recency undefined; score below
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [("days_since_last_event =< 7", "must read `<feature> <op> <number>`"), (7, "must read")],
+)
+def test_bad_where_conditions_are_config_errors(where: object, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Policy.from_dict({"models": {"churn": {"rules": [
+            {"threshold": 0.6, "action": "retention_offer", "severity": "low", "where": where}]}}})  # fmt: skip
+
+
+def test_conditions_must_name_features_of_the_models_feature_set() -> None:
+    policy = load_policy()
+    policy.check_features(["days_since_last_event", "sessions_7d"], "default")
+    policy.check_features(["accuracy_28d"], "combat", models=["inhuman_play"])  # no churn model: no check
+    with pytest.raises(ConfigError, match="days_since_last_event, not features of the feature set 'combat'"):
+        policy.check_features(["accuracy_28d"], "combat")
