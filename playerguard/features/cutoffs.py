@@ -95,9 +95,9 @@ def default_cutoffs(
     while cutoff >= earliest:
         cutoffs.append(cutoff)
         cutoff -= timedelta(days=every_days)
-    # Test and validation cutoffs, the training cutoffs whose label window would overlap the validation
-    # cutoff (dropped by the split), and at least one training cutoff left after that.
-    needed = 2 + math.ceil(horizon_days / every_days)
+    # The test cutoff, those whose label window would reach past it (dropped by the split), and one whose
+    # window closes by it: the split then validates on held-out players if no earlier cutoff is left.
+    needed = 1 + max(math.ceil(horizon_days / every_days), 2)
     if len(cutoffs) < needed:
         raise DataError(
             f"the lake spans {first_day}..{last_day}: too short for the {needed} cutoffs, {every_days} days apart, "

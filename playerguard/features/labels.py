@@ -5,13 +5,17 @@
   did; missing for players not active in the lookback.
 - `label_purchase`: 1 if the player bought at least once in [T, T + horizon), else 0.
 - `label_inhuman_play`: from `<home>/ground_truth.parquet` (`is_inhuman`, written by the simulator) and
-  `<home>/labels/*.parquet` (`player_id`, `label` 0/1, `source`: ban lists, review verdicts). A player any
-  source marks 1 is 1; otherwise 0 if some source marks 0; missing if no source knows the player.
+  `<home>/labels/*.parquet` (`player_id`, `label` 0/1, optional `source`: ban lists, label tables, review
+  verdicts). One precedence decides a player's label: a reviewer's verdict (`source` "review", or the file
+  `review_verdicts.parquet`) > a ban list or label table (any other file) > the simulator's truth. Only the
+  highest-ranked sources that know the player count; among those, a 1 wins. Missing if no source knows
+  the player. So a reviewer's "dismissed" (0) overrides a ban list's 1.
 A label is missing (pandas NA) when the feature set defines no event for it.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -36,6 +40,10 @@ from playerguard.settings import Settings
 LABEL_COLUMNS = ("label_churn", "label_purchase", "label_inhuman_play")
 OUTCOME_COLUMNS = {"churn_event": "_churn_events", "purchase_event": "_purchase_events"}
 _LABEL_DTYPE = "Int8"
+REVIEW_FILE = "review_verdicts.parquet"
+REVIEW_SOURCE = "review"
+# Label precedence: the highest rank that knows a player decides.
+TRUTH_RANK, TABLE_RANK, REVIEW_RANK = 0, 1, 2
 
 
 def compile_outcomes(
@@ -110,31 +118,61 @@ def _read(path: Path, columns: list[str]) -> pd.DataFrame:
     return frame
 
 
+def _tagged(player_ids: pd.Series, labels: pd.Series, rank: pd.Series | int) -> pd.DataFrame:
+    return pd.DataFrame({"player_id": player_ids.astype(str), "label": labels, "rank": rank})
+
+
+def _table_ranks(path: Path, table: pd.DataFrame) -> pd.Series | int:
+    """Per row of a label table: REVIEW_RANK for reviewers' verdicts, TABLE_RANK for the rest."""
+    if path.name == REVIEW_FILE:
+        return REVIEW_RANK
+    if "source" not in table.columns:
+        return TABLE_RANK
+    is_review = table["source"].astype("string").str.strip().str.lower().eq(REVIEW_SOURCE).fillna(False)
+    return pd.Series(TABLE_RANK, index=table.index).mask(is_review.to_numpy(), REVIEW_RANK)
+
+
+def label_files(settings: Settings) -> list[Path]:
+    """Every file the inhuman-play labels are read from: the simulator's truth, then the label tables."""
+    truth = [settings.ground_truth_path] if settings.ground_truth_path.exists() else []
+    return truth + sorted((settings.home / "labels").glob("*.parquet"))
+
+
+def labels_fingerprint(settings: Settings) -> str:
+    """sha256 over the names and contents of the label files: changes when a verdict or ban list does."""
+    digest = hashlib.sha256()
+    for path in label_files(settings):
+        digest.update(path.name.encode("utf-8") + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def load_inhuman_labels(settings: Settings) -> pd.DataFrame:
-    """player_id and label_inhuman_play (Int8) for every player some label source knows; may be empty."""
+    """player_id and label_inhuman_play (Int8) for every player some label source knows; may be empty.
+
+    Precedence (module docstring): review verdict > ban list or label table > simulator truth.
+    """
     parts = []
     if settings.ground_truth_path.exists():
         truth = _read(settings.ground_truth_path, ["player_id", "is_inhuman"])
         parts.append(
-            pd.DataFrame(
-                {
-                    "player_id": truth["player_id"].astype(str),
-                    "label": _as_binary(truth["is_inhuman"], str(settings.ground_truth_path)),
-                }
+            _tagged(
+                truth["player_id"],
+                _as_binary(truth["is_inhuman"], str(settings.ground_truth_path)),
+                TRUTH_RANK,
             )
         )
     for path in sorted((settings.home / "labels").glob("*.parquet")):
         table = _read(path, ["player_id", "label"])
         parts.append(
-            pd.DataFrame(
-                {"player_id": table["player_id"].astype(str), "label": _as_binary(table["label"], str(path))}
-            )
+            _tagged(table["player_id"], _as_binary(table["label"], str(path)), _table_ranks(path, table))
         )
     if not parts:
         return pd.DataFrame(
             {"player_id": pd.Series(dtype=str), "label_inhuman_play": pd.Series(dtype=_LABEL_DTYPE)}
         )
-    labels = pd.concat(parts, ignore_index=True).groupby("player_id", as_index=False)["label"].max()
+    every = pd.concat(parts, ignore_index=True)
+    top = every.groupby("player_id")["rank"].transform("max")
+    labels = every.loc[every["rank"] == top].groupby("player_id", as_index=False)["label"].max()
     return labels.rename(columns={"label": "label_inhuman_play"}).astype({"label_inhuman_play": _LABEL_DTYPE})
 
 
@@ -172,3 +210,40 @@ def attach_labels(
     frame = frame.merge(inhuman, on="player_id", how="left")
     frame["label_inhuman_play"] = frame["label_inhuman_play"].astype(_LABEL_DTYPE)
     return frame.drop(columns=[c for c in (ACTIVE_COLUMN, *OUTCOME_COLUMNS.values()) if c in frame.columns])
+
+
+BAN_LIST_FILE = "ban_list.parquet"
+
+
+def read_ban_list(path: Path) -> pd.Series:
+    """Player ids from a ban list: a Parquet or CSV file with a `player_id` column, or a text file with one
+    id a line."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"no ban list at {path}")
+    if path.suffix == ".parquet":
+        frame = _read(path, ["player_id"])
+    else:
+        frame = pd.read_csv(path, dtype=str, skip_blank_lines=True)
+        if "player_id" not in frame.columns:  # no header: one id a line
+            frame = pd.read_csv(path, dtype=str, header=None, names=["player_id"], skip_blank_lines=True)
+    ids = frame["player_id"].dropna().astype(str).str.strip()
+    ids = ids.loc[ids != ""].drop_duplicates()
+    if ids.empty:
+        raise DataError(f"the ban list {path} holds no player id")
+    return ids.reset_index(drop=True)
+
+
+def write_ban_list(settings: Settings, path: Path) -> Path:
+    """Store a ban list as the label table `<home>/labels/ban_list.parquet` (every player 1, source
+    "ban_list"), replacing an earlier one; returns its path."""
+    ids = read_ban_list(path)
+    target = settings.home / "labels" / BAN_LIST_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    table = pd.DataFrame(
+        {"player_id": ids, "label": pd.Series(1, index=ids.index, dtype="int8"), "source": "ban_list"}
+    )
+    staged = target.with_name(f".{target.name}.tmp")
+    table.to_parquet(staged, index=False)
+    staged.replace(target)
+    return target

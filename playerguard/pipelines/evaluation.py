@@ -16,11 +16,11 @@ import pandas as pd
 
 from playerguard.errors import DataError, PlayerguardError
 from playerguard.settings import Settings
-from playerguard.training.base import ScoringModel, binary_labels, label_column, load_model, saved_kind
-from playerguard.training.fitting import judged_rows
+from playerguard.training.base import ScoringModel, label_column, load_model, saved_kind
+from playerguard.training.fitting import held_out_labels, judged_rows, modelled_rows
 from playerguard.training.gate import DEFAULT_MIN_ROC_AUC, FLOOR_METRIC, reaches_floor
 from playerguard.training.metrics import evaluate
-from playerguard.training.splits import OutOfTimeSplit, labelled_rows, split_by_cutoff
+from playerguard.training.splits import OutOfTimeSplit, split_by_cutoff
 
 
 def _json_number(value: float | None) -> float | None:
@@ -41,9 +41,10 @@ def held_out(
 ) -> HeldOut:
     """The same out-of-time split `train` uses (labelled rows of `name`, the last cutoff held out), and
     the test rows `model` judges."""
-    split = split_by_cutoff(labelled_rows(training_set, label_column(name)), horizon_days=horizon_days)
+    modelled, regime = modelled_rows(name, training_set)
+    split = split_by_cutoff(modelled, horizon_days=horizon_days)
     rows = split.test.loc[judged_rows(model, split.test)]
-    return HeldOut(split, rows, binary_labels(rows[label_column(name)], f"{name} test labels"))
+    return HeldOut(split, rows, held_out_labels(rows[label_column(name)], regime, f"{name} test labels"))
 
 
 def evaluate_models(

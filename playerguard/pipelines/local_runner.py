@@ -27,6 +27,7 @@ import playerguard
 from playerguard.backends import backend_for
 from playerguard.errors import PlayerguardError
 from playerguard.features.cutoffs import resolve_cutoffs
+from playerguard.features.labels import labels_fingerprint
 from playerguard.model_names import MODEL_NAMES
 from playerguard.pipelines.steps import PIPELINE_STEPS, PipelineParams, PipelineStep, StepContext
 from playerguard.settings import Settings
@@ -126,8 +127,10 @@ def step_input_hash(
     feature_set_hash: str | None,
     lake: str | None,
     settings: Settings,
+    labels: str | None = None,
 ) -> str:
-    """The hash that names a step's cache directory."""
+    """The hash that names a step's cache directory. `labels` fingerprints the label files, for the steps
+    that read them (new review verdicts or a new ban list must retrain, not reuse the cache)."""
     return _sha256(
         {
             "step": step.name,
@@ -139,6 +142,7 @@ def step_input_hash(
             "inputs": {name: upstream[name] for name in step.inputs},
             "feature_set": feature_set_hash if step.reads_feature_set else None,
             "lake": lake if step.reads_lake else None,
+            "labels": labels if step.reads_labels else None,
             "backend": [
                 backend_for(settings).name,
                 settings.lake_s3_uri,
@@ -240,6 +244,7 @@ def run_pipeline(
         models=tuple(models),
     )
     lake = lake_state(settings)
+    labels = labels_fingerprint(settings) if any(s.reads_labels for s in steps) else None
     feature_set_hash = (
         _feature_set_hash(params.feature_set) if any(s.reads_feature_set for s in steps) else None
     )
@@ -252,7 +257,13 @@ def run_pipeline(
         if missing:
             raise PlayerguardError(f"step {step.name!r} needs {missing[0]!r}, which does not run before it")
         input_hash = step_input_hash(
-            step, params, output_hashes, feature_set_hash=feature_set_hash, lake=lake, settings=settings
+            step,
+            params,
+            output_hashes,
+            feature_set_hash=feature_set_hash,
+            lake=lake,
+            settings=settings,
+            labels=labels,
         )
         cacheable = not (step.reads_lake and lake is None)
         target = root / step.name / input_hash[:20]

@@ -16,14 +16,14 @@ import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from playerguard.errors import DataError, PlayerguardError
-from playerguard.features.cutoffs import resolve_cutoffs
+from playerguard.features.cutoffs import lake_date_range, resolve_cutoffs
 from playerguard.model_names import MODEL_NAMES
 from playerguard.settings import Settings
 from playerguard.training.gate import DEFAULT_MIN_ROC_AUC
@@ -89,6 +89,7 @@ class PipelineStep:
     outputs: tuple[str, ...] = ()
     reads_lake: bool = False
     reads_feature_set: bool = False
+    reads_labels: bool = False  # the label files (ban lists, review verdicts): a change reruns the step
     sagemaker_step: str = ""  # the SageMaker Pipeline step that runs it (see sagemaker_pipeline.py)
 
 
@@ -252,6 +253,16 @@ def bundle_step(context: StepContext) -> dict[str, Any]:
     return {name: entry["version"] for name, entry in sorted(manifest["models"].items())}
 
 
+def full_windows_from(settings: Settings, lookback_days: int) -> datetime | None:
+    """The first cutoff whose lookback window lies wholly after the lake's first day; None when the lake
+    cannot be read from here (a job handed only the training set), which keeps every reference cutoff."""
+    try:
+        first_day, _ = lake_date_range(settings)
+    except DataError:
+        return None
+    return datetime.combine(first_day, datetime.min.time(), UTC) + timedelta(days=lookback_days)
+
+
 def drift_step(context: StepContext) -> dict[str, Any]:
     """PSI of features and scores, latest cutoff against the earlier ones; an alert above the threshold."""
     from playerguard.inference.bundle import load_bundle
@@ -260,7 +271,11 @@ def drift_step(context: StepContext) -> dict[str, Any]:
 
     bundle = load_bundle(bundle_dir(context.input("bundle")))
     report = latest_cutoff_drift(
-        read_training_set(context.input("build_features")), bundle.models, context.params.drift_threshold
+        read_training_set(context.input("build_features")),
+        bundle.models,
+        context.params.drift_threshold,
+        age_dependent=bundle.feature_set.age_dependent if bundle.feature_set is not None else (),
+        full_windows_from=full_windows_from(context.settings, context.params.lookback_days),
     )
     report.write(context.output_dir)
     alerted: list[str] = []
@@ -279,7 +294,7 @@ PIPELINE_STEPS: tuple[PipelineStep, ...] = (
     PipelineStep(
         "build_features", build_features_step, "training set at several cutoffs",
         params=("cutoffs", "horizon_days", "lookback_days", "feature_set"), outputs=(TRAINING_SET_FILE,),
-        reads_lake=True, reads_feature_set=True, sagemaker_step="BuildFeatures",
+        reads_lake=True, reads_feature_set=True, reads_labels=True, sagemaker_step="BuildFeatures",
     ),
     PipelineStep(
         "train", train_step, "fit inhuman-play, churn and purchase models",

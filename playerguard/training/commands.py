@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -36,6 +37,13 @@ def train_command(
     min_roc_auc: Annotated[
         float, typer.Option(help="Quality gate: lowest held-out ROC-AUC a model may have to become champion.")
     ] = DEFAULT_MIN_ROC_AUC,
+    ban_list: Annotated[
+        Path | None,
+        typer.Option(
+            help="Inhuman play: a ban list (Parquet or CSV with player_id, or one id a line), stored as the "
+            "label table <home>/labels/ban_list.parquet; players not on it stay unlabelled."
+        ),
+    ] = None,
     home: HomeOption = None,
     output: FormatOption = None,
 ) -> None:
@@ -51,6 +59,10 @@ def train_command(
     settings = settings_for(home)
     horizon_days, lookback_days = parse_days(horizon, "--horizon"), parse_days(lookback, "--lookback")
     console = Console(soft_wrap=True)
+    if ban_list is not None:
+        from playerguard.features.labels import write_ban_list
+
+        console.print(f"ban list stored as labels: {write_ban_list(settings, ban_list)}")
     explicit = [part.strip() for part in cutoffs.split(",") if part.strip()] if cutoffs else None
     chosen = resolve_cutoffs(settings, cutoff=cutoff, cutoffs=explicit, horizon_days=horizon_days)
     check_training_cutoffs(settings, chosen, horizon_days=horizon_days)

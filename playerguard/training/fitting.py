@@ -25,6 +25,9 @@ from playerguard.training.gate import BASELINE_GATED, BASELINE_KIND
 from playerguard.training.logistic import LogisticBaseline
 from playerguard.training.splits import OutOfTimeSplit, labelled_rows, split_by_cutoff
 
+INHUMAN_PLAY = "inhuman_play"
+MIN_INHUMAN_NEGATIVES = 20  # the inhuman-play model's default `min_positives`, for either class
+
 
 @dataclass
 class Candidate:
@@ -50,10 +53,25 @@ class FittedModel:
     baseline_scores: np.ndarray
     refit_cutoffs: tuple[pd.Timestamp, ...] = ()
     excluded_test_rows: int = 0
+    label_regime: str = "supervised"
 
 
 def _both_classes(labels: pd.Series) -> bool:
     return labels.nunique() == 2
+
+
+def label_regime(model_name: str, labels: pd.Series) -> str:
+    """How a model learns from the labels there are: "supervised" (both classes); for inhuman play, only
+    with at least `MIN_INHUMAN_NEGATIVES` legitimate players labelled, else "positive_unlabelled" (cheaters
+    only, e.g. a ban list: the other players are unlabelled, not legitimate) or "unsupervised" (no labels:
+    rules and the anomaly detector). A handful of verdicts then adds to the population instead of
+    replacing it."""
+    if model_name != INHUMAN_PLAY:
+        return "supervised"
+    positives, negatives = int((labels == 1).sum()), int((labels == 0).sum())
+    if positives and negatives >= MIN_INHUMAN_NEGATIVES:
+        return "supervised"
+    return "positive_unlabelled" if positives else "unsupervised"
 
 
 def refit_rows(rows: pd.DataFrame, split: OutOfTimeSplit, horizon_days: int | None) -> pd.DataFrame:
@@ -95,11 +113,12 @@ def fit_model(
     label = label_column(model_name)
     if label not in training_set.columns:
         raise DataError(f"the training set has no {label} column")
-    rows = labelled_rows(training_set, label)
+    rows, regime = modelled_rows(model_name, training_set)
     if rows.empty:
         raise DataError(f"every {label} is missing")
     split = split_by_cutoff(rows, horizon_days=horizon_days)
-    for part, frame in (("training", split.train), ("validation", split.validation), ("test", split.test)):
+    parts = (("training", split.train), ("validation", split.validation), ("test", split.test))
+    for part, frame in parts if regime == "supervised" else ():
         if not _both_classes(frame[label]):
             raise DataError(f"the {part} rows' {label} has a single class ({len(frame)} rows)")
     features = feature_columns(training_set)
@@ -119,21 +138,30 @@ def fit_model(
     if model_name in BASELINE_GATED:
         fitted.append(_fit_one(get_model_class(model_name, BASELINE_KIND)(), split, extra, features, label))
         reference = None
-    else:  # a reference only: the same logistic regression on every feature, never registered
+    elif regime == "supervised":  # a reference only: the same logistic regression on every feature
         reference = LogisticBaseline(features=None).fit(split.train[features], split.train[label])
+    elif regime == "positive_unlabelled":  # the reference learns banned against unlabelled, as the model does
+        reference = LogisticBaseline(features=None).fit(split.train[features], _banned(split.train[label]))
+    else:
+        reference = None
 
     keep = judged_rows(model, split.test)
     test = split.test.loc[keep]
-    y_test = binary_labels(test[label])
-    if y_test.min() == y_test.max():
-        raise DataError(f"the test rows the {model_name} model can judge have a single class ({len(test)} rows)")
+    y_test = held_out_labels(test[label], regime)
+    if regime == "supervised" and y_test.min() == y_test.max():
+        raise DataError(
+            f"the test rows the {model_name} model can judge have a single class ({len(test)} rows)"
+        )
     candidates = {
         kind_of(m): Candidate(kind_of(m), m, np.asarray(m.predict_score(test[columns]), dtype="float64"))
         for m in fitted
     }
-    baseline_scores = (
-        candidates[BASELINE_KIND].scores if reference is None else reference.predict_score(test[features])
-    )
+    if model_name in BASELINE_GATED:
+        baseline_scores = candidates[BASELINE_KIND].scores
+    elif reference is None:  # no labels to fit a reference on
+        baseline_scores = np.zeros(len(test))
+    else:
+        baseline_scores = reference.predict_score(test[features])
     return FittedModel(
         name=model_name,
         split=split,
@@ -145,5 +173,27 @@ def fit_model(
         baseline_scores=baseline_scores,
         refit_cutoffs=tuple(sorted(pd.unique(extra["cutoff"]))) if len(extra) else (),
         excluded_test_rows=int((~keep).sum()),
+        label_regime=regime,
     )
 
+
+def modelled_rows(model_name: str, training_set: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The rows a model learns from and is judged on, and its label regime (`label_regime`). Without
+    negatives every row is kept: unlabelled players are the population, not legitimate ones."""
+    label = label_column(model_name)
+    if label not in training_set.columns:
+        raise DataError(f"the training set has no {label} column")
+    regime = label_regime(model_name, training_set[label])
+    return (labelled_rows(training_set, label) if regime == "supervised" else training_set), regime
+
+
+def held_out_labels(labels: pd.Series, regime: str, where: str = "label") -> np.ndarray:
+    """0/1 labels of held-out rows: as given (supervised), else listed against unlabelled (all 0 without
+    labels), so that ranking metrics read as a lower bound, or are undefined."""
+    if regime == "supervised":
+        return binary_labels(labels, where)
+    return _banned(labels).to_numpy()
+
+
+def _banned(labels: pd.Series) -> pd.Series:
+    return (labels == 1).fillna(False).astype("int8")

@@ -24,6 +24,7 @@ DEFAULT_MIN_ROC_AUC = 0.6
 
 # The rule that decided a GateDecision, in the order the rules apply.
 RULE_UNDEFINED = "undefined_metric"
+RULE_UNLABELLED = "unlabelled"
 RULE_FLOOR = "roc_auc_floor"
 RULE_BASELINE = "baseline"
 RULE_CHAMPION = "champion"
@@ -106,12 +107,14 @@ def decide_promotion(
     champion_error: str | None = None,
     choice: CandidateChoice | None = None,
     min_roc_auc: float = DEFAULT_MIN_ROC_AUC,
+    unlabelled: bool = False,
 ) -> GateDecision:
     """The quality gate. Its rules, in order, the first that rejects deciding: the new model's gate metric
     is defined; its held-out ROC-AUC reaches `min_roc_auc`; for churn and purchase, it is not worse than
     its logistic baseline; it beats the champion's metric on the same test set (or there is no champion,
     or it cannot be scored). `rule` names the rule that decided; `choice` (how the candidate was chosen)
-    is appended to the reason."""
+    is appended to the reason. An `unlabelled` model (trained with no labels at all) has nothing to be
+    measured on: it becomes champion when there is none, and never replaces one."""
     metric = GATE_METRICS[check_model_name(model)]
     new = float(new_metrics.get(metric, math.nan))
     baseline = _value(baseline_metrics, metric)
@@ -126,6 +129,12 @@ def decide_promotion(
             promote, reason, metric, new, baseline, champion, champion_version, kind, rule, min_roc_auc
         )
 
+    if unlabelled:
+        if champion_version is None:
+            first = "no labels to measure it on; the first model trained without labels becomes champion"
+            return decision(True, RULE_UNLABELLED, first)
+        kept = f"no labels to compare it with champion v{champion_version}: promote it by hand if wanted"
+        return decision(False, RULE_UNLABELLED, kept)
     if not _known(new):
         return decision(False, RULE_UNDEFINED, f"the new model's test {metric} is undefined")
     if not reaches_floor(roc_auc, min_roc_auc):

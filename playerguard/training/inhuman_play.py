@@ -27,11 +27,18 @@ flagged. It is not a calibrated probability of cheating (no labels to calibrate 
 (1 − target_fpr) quantile of p over the population rows that break no rule, presumed legitimate: it
 holds the false positive rate at the target only if nearly all of them play fair. `fpr_table_` then
 reads as flag rates of that population.
+
+With positives only (a ban list: at least `min_positives` cheaters, fewer known legitimate players;
+"positive_unlabelled" mode), the same stack learns labelled against unlabelled rows (Elkan–Noto, see
+`inhuman_pu`): its odds are divided by the estimated share of cheaters on the list (`label_frequency_`),
+and the threshold flags, among unlabelled rows, the estimated share of hidden cheaters (`hidden_share_`)
+plus `target_fpr` of the others.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -40,10 +47,12 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 from scipy.special import expit
+from scipy.special import logit as _logit
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from playerguard.errors import ConfigError, DataError
 from playerguard.training.base import feature_columns, read_model_state, select_features
+from playerguard.training.feature_columns import FeatureColumns, Features, column, columns_matrix
 from playerguard.training.inhuman_calibration import PopulationPercentile, Stacker, fpr_table
 from playerguard.training.inhuman_data import (
     canonical_order,
@@ -54,6 +63,7 @@ from playerguard.training.inhuman_data import (
 )
 from playerguard.training.inhuman_detectors import check_directions, detector_from_state, make_detector
 from playerguard.training.inhuman_explain import detector_reasons, shap_reasons
+from playerguard.training.inhuman_pu import budget_threshold, hidden_share, label_frequency, pu_flag_rate
 from playerguard.training.metrics import operating_threshold
 from playerguard.training.params import ModelParams
 from playerguard.training.rules import applicable_rules, fired_matrix, parse_rules, rules_config
@@ -189,10 +199,11 @@ class InhumanPlayModel(ModelParams):
         groups = group_codes(X, self.group_column, order)
         features, labels = features.iloc[order].reset_index(drop=True), labels[order]
 
-        supervised = min(np.sum(labels == 1), np.sum(labels == 0)) >= self.min_positives
-        self.mode_ = "supervised" if supervised else "unsupervised"
-        if supervised:
+        self.mode_ = self._choose_mode(labels)
+        if self.mode_ == "supervised":
             held_out, held_out_labels = self._fit_supervised(features, labels, groups)
+        elif self.mode_ == "positive_unlabelled":
+            held_out, held_out_labels = self._fit_positive_unlabelled(features, labels, groups)
         else:
             held_out, held_out_labels = self._fit_unsupervised(features, labels)
         if X_val is not None:
@@ -200,11 +211,29 @@ class InhumanPlayModel(ModelParams):
             judged_val = has_evidence(validation, self.evidence_)
             held_out = self._score(validation)[judged_val]
             held_out_labels = None if y_val is None else labels_array(y_val, len(X_val))[judged_val]
-            if not supervised:  # presumed legitimate: breaking no rule
-                held_out = held_out[self._rules_fired(validation)[judged_val] == 0]
-                held_out_labels = None
-        self._set_operating_point(held_out, held_out_labels)
+            if self.mode_ == "unsupervised":  # presumed legitimate: breaking no rule, not known cheaters
+                keep = self._rules_fired(validation)[judged_val] == 0
+                if held_out_labels is not None:
+                    keep &= held_out_labels != 1
+                held_out, held_out_labels = held_out[keep], None
+            elif self.mode_ == "positive_unlabelled":  # positives vs the rest, as in fitting
+                known = held_out_labels if held_out_labels is not None else np.full(held_out.size, np.nan)
+                held_out_labels = (known == 1).astype("int8")
+        if self.mode_ == "positive_unlabelled":
+            self._set_pu_operating_point(held_out, held_out_labels)
+        else:
+            self._set_operating_point(held_out, held_out_labels)
         return self
+
+    def _choose_mode(self, labels: np.ndarray) -> str:
+        """supervised with enough positives and negatives; positive_unlabelled with enough positives only
+        (a ban list); unsupervised otherwise."""
+        positives, negatives = int(np.sum(labels == 1)), int(np.sum(labels == 0))
+        if min(positives, negatives) >= self.min_positives:
+            return "supervised"
+        if positives >= self.min_positives:
+            return "positive_unlabelled"
+        return "unsupervised"
 
     def _fit_reference(self, features: pd.DataFrame, labels: np.ndarray) -> tuple[Any, PopulationPercentile]:
         """Detector and score percentile fitted on the rows not known to be cheaters."""
@@ -221,6 +250,44 @@ class InhumanPlayModel(ModelParams):
         self.stacker_ = None
         presumed_legitimate = features.loc[(labels != 1) & (self._rules_fired(features) == 0)]
         return self._score(presumed_legitimate), None
+
+    def _fit_positive_unlabelled(
+        self, features: pd.DataFrame, labels: np.ndarray, groups: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Elkan–Noto (see `inhuman_pu`): the stacked booster, detector and rules learn labelled against
+        unlabelled on every judged row, then the score's odds are divided by the label frequency c, estimated
+        on out-of-fold scores of the labelled positives."""
+        labelled = (labels == 1).astype("int8")
+        folds = self._folds(labelled, groups)
+        inputs = np.zeros((labelled.size, 3))
+        inputs[:, 2] = self._rules_fired(features)
+        for train, test in folds:
+            detector, percentile = self._fit_reference(features.iloc[train], labels[train])
+            booster = self._booster(features.iloc[train], labelled[train])
+            scored = features.iloc[test]
+            inputs[test, 0] = _margin(booster, scored)
+            inputs[test, 1] = percentile.logit(detector.score(scored))
+        prior = [0.0, 0.0, float(np.log(self.rule_odds))]
+        held_out = np.zeros(labelled.size)
+        for train, test in folds:
+            held_out[test] = Stacker(prior).fit(inputs[train], labelled[train]).predict(inputs[test])
+        self.label_frequency_ = label_frequency(held_out, labelled == 1)
+        out_of_fold = expit(_logit(held_out) - np.log(self.label_frequency_))
+        self.hidden_share_ = hidden_share(out_of_fold[labelled == 0], self.label_frequency_)
+        stacker = Stacker(prior).fit(inputs, labelled)
+        # odds(score) = odds(P(labelled | x)) / c: the scoring path stays the stacker's.
+        self.stacker_ = stacker.fixed(stacker.intercept_ - np.log(self.label_frequency_), stacker.weights_)
+        self.detector_, self.percentile_ = self._fit_reference(features, labels)
+        self.booster_ = self._booster(features, labelled)
+        return out_of_fold, labelled
+
+    def _set_pu_operating_point(self, scores: np.ndarray, labelled: np.ndarray) -> None:
+        """Flag `target_fpr` of the players estimated legitimate: among the unlabelled rows, the share
+        estimated to be hidden cheaters (`hidden_share_`) and `target_fpr` of the others, by rank."""
+        unlabelled = scores[labelled == 0]
+        rate = pu_flag_rate(self.hidden_share_, self.target_fpr)
+        self.fpr_table_ = fpr_table(unlabelled, None)
+        self.threshold_ = budget_threshold(unlabelled, rate)
 
     def _booster(self, features: pd.DataFrame, labels: np.ndarray) -> xgb.Booster:
         classifier = xgb.XGBClassifier(
@@ -286,27 +353,27 @@ class InhumanPlayModel(ModelParams):
 
     # ---- scoring -------------------------------------------------------------------------------------
 
-    def _rules_fired(self, features: pd.DataFrame) -> np.ndarray:
+    def _rules_fired(self, features: Features) -> np.ndarray:
         return fired_matrix(self.active_rules_, features).sum(axis=1).astype("float64")
 
-    def _score(self, features: pd.DataFrame) -> np.ndarray:
+    def _score(self, features: Features) -> np.ndarray:
         """The combined score of rows already reduced to `feature_names_`, evidence not checked."""
         detector_logit = self.percentile_.logit(self.detector_.score(features))
         fired = self._rules_fired(features)
         if self.stacker_ is None:
             return 1.0 - (1.0 - expit(detector_logit)) * (self.target_fpr / 2.0) ** fired
-        supervised = _margin(self.booster_, features)
+        supervised = _margin(self.booster_, columns_matrix(features, self.feature_names_))
         return self.stacker_.predict(np.column_stack([supervised, detector_logit, fired]))
 
-    def _features(self, X: pd.DataFrame | np.ndarray) -> pd.DataFrame:
-        """The float64 frame of `feature_names_`: selected from a frame, or wrapped around an array taken
-        as that matrix (no copy)."""
+    def _features(self, X: pd.DataFrame | np.ndarray) -> Features:
+        """The features `feature_names_`: selected from a frame, or named columns over an array taken as
+        their matrix (no copy, no frame)."""
         if isinstance(X, np.ndarray):
             if X.ndim != 2 or X.shape[1] != len(self.feature_names_):
                 raise DataError(
                     f"the {self.name} model takes {len(self.feature_names_)} feature columns, got {X.shape}"
                 )
-            return pd.DataFrame(np.asarray(X, dtype="float64"), columns=self.feature_names_, copy=False)
+            return FeatureColumns(np.asarray(X, dtype="float64"), self.feature_names_)
         return select_features(X, self.feature_names_)
 
     def judged(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
@@ -335,21 +402,24 @@ class InhumanPlayModel(ModelParams):
         fired = fired_matrix(self.active_rules_, features)
         if self.booster_ is not None:
             weight = float(self.stacker_.weights_[0])
-            feature_reasons = shap_reasons(self.booster_, features, weight, top_k, exact_rows)
+            feature_reasons = shap_reasons(self.booster_, features, self.feature_names_, weight, top_k, exact_rows)
         else:
             method = None if exact_rows is None else "detector"
             feature_reasons = detector_reasons(self.detector_, features, top_k, method)
+        rule_values = [column(features, rule.feature).tolist() for rule in self.active_rules_]
         reasons = []
-        for row, row_features in enumerate(feature_reasons):
-            if not judged[row]:
+        for row, (row_features, row_judged, row_fired) in enumerate(
+            zip(feature_reasons, judged.tolist(), fired.tolist(), strict=True)
+        ):
+            if not row_judged:
                 reasons.append([])
                 continue
             row_rules = [
-                _rule_reason(rule.name, features[rule.feature].iat[row])
-                for rule, hit in zip(self.active_rules_, fired[row], strict=True)
+                _rule_reason(rule.name, values[row])
+                for rule, values, hit in zip(self.active_rules_, rule_values, row_fired, strict=True)
                 if hit
             ]
-            reasons.append((row_rules + row_features)[:top_k])
+            reasons.append((row_rules + row_features)[:top_k] if row_rules else row_features[:top_k])
         return reasons
 
     # ---- persistence ---------------------------------------------------------------------------------
@@ -408,9 +478,9 @@ class InhumanPlayModel(ModelParams):
         return model
 
 
-def _margin(booster: xgb.Booster, features: pd.DataFrame) -> np.ndarray:
+def _margin(booster: xgb.Booster, features: pd.DataFrame | np.ndarray) -> np.ndarray:
     # numpy, not the frame: xgboost's pandas conversion costs ten times the prediction on a request
-    values = features.to_numpy(dtype="float64", na_value=np.nan)
+    values = features.to_numpy(dtype="float64", na_value=np.nan) if isinstance(features, pd.DataFrame) else features
     return np.asarray(booster.inplace_predict(values, predict_type="margin"), dtype="float64")
 
 
@@ -418,6 +488,6 @@ def _rule_reason(name: str, value: float) -> dict:
     return {
         "kind": "rule",
         "name": name,
-        "value": None if np.isnan(value) else float(value),
+        "value": None if math.isnan(value) else float(value),
         "contribution": None,
     }

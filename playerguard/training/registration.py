@@ -41,6 +41,7 @@ class Challenger:
     test_labels: np.ndarray
     baseline_metrics: Mapping[str, float] | None = None
     choice: CandidateChoice | None = None
+    unlabelled: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ def register(
         champion_error=champion_error,
         choice=challenger.choice,
         min_roc_auc=min_roc_auc,
+        unlabelled=challenger.unlabelled,
     )
     run_id = tracker.start_run(
         model, {f"{TAG_PREFIX}feature_set_hash": feature_set_hash or "", KIND_TAG: challenger.kind}

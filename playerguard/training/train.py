@@ -12,6 +12,7 @@ design, whatever their label).
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -97,6 +98,29 @@ def _choose(fitted: FittedModel, candidate_metrics: Mapping[str, dict[str, float
     return choose_candidate(fitted.name, candidate_metrics[BOOSTED_KIND], candidate_metrics[baseline_kind])
 
 
+def _regime_notes(fitted: FittedModel, model: Any, target_fpr: float) -> list[str]:
+    """Report lines saying how inhuman play learned when there were no legitimate players labelled."""
+    if fitted.label_regime == "unsupervised":
+        return [
+            (
+                "No labels: inhuman play is unsupervised (rules against human limits and the anomaly detector). "
+                f"The threshold flags {target_fpr:g} of the validation cutoff's judged players who break no rule, "
+                "presumed legitimate; the held-out ranking metrics are undefined without labels."
+            )
+        ]
+    if fitted.label_regime == "positive_unlabelled":
+        c = getattr(model, "label_frequency_", float("nan"))
+        return [
+            (
+                "Positives only (a ban list): inhuman play is trained as positive-unlabelled learning; players "
+                f"not on the list are unlabelled, not legitimate. Estimated share of cheaters on the list: {c:.3f}. "
+                f"The threshold flags {target_fpr:g} of the players estimated legitimate. Held-out metrics rank "
+                "listed players against unlabelled ones: a lower bound on the ranking against legitimate players."
+            )
+        ]
+    return []
+
+
 def _notes(fitted: FittedModel, result: ModelResult) -> list[str]:
     """Report lines on how the candidate was chosen and which rows it was judged on."""
     notes = []
@@ -112,6 +136,13 @@ def _notes(fitted: FittedModel, result: ModelResult) -> list[str]:
         notes.append(
             f"Final fit also used the purged cutoffs {cutoffs}, whose labels close by the test cutoff "
             "(early stopping and calibration used the validation cutoff only)."
+        )
+    if fitted.split.validation_players:
+        notes.append(
+            f"Too few cutoffs for the horizon to validate out of time: validation used "
+            f"{fitted.split.validation_players:.0%} of the players, held out (grouped by player: none of their "
+            f"rows was trained on), at the latest training cutoffs, up to {fitted.split.validation_cutoff.isoformat()}"
+            ", the last whose label window closes by the test cutoff. No training or validation label reaches past it."
         )
     if fitted.excluded_test_rows:
         notes.append(
@@ -153,6 +184,7 @@ def _evaluate(
         choice=choice.reason if choice else None,
     )
     result.split["evaluated_test_rows"] = len(fitted.test)
+    result.split["label_regime"] = fitted.label_regime
     report = ReportData(
         model=fitted.name,
         y_true=fitted.y_test,
@@ -163,9 +195,20 @@ def _evaluate(
         importances=_importances(chosen.model, fitted.test[fitted.features]),
         split=result.split,
         target_fpr=target_fpr,
-        notes=_notes(fitted, result),
+        notes=_regime_notes(fitted, chosen.model, target_fpr) + _notes(fitted, result),
     )
     return result, report, choice
+
+
+FEATURE_SET_FILE = "feature_set.yaml"
+"""Beside every registered model: the definitions it was trained on, so scoring never guesses them."""
+
+
+def ship_feature_set(feature_set: Any, model_dir: Path | None) -> None:
+    """Copy the feature set's file into the model's directory (registered with it)."""
+    path = getattr(feature_set, "path", None)
+    if model_dir is not None and path is not None:
+        shutil.copyfile(path, Path(model_dir) / FEATURE_SET_FILE)
 
 
 def train(
@@ -222,6 +265,7 @@ def train(
             results[name] = ModelResult(name, "skipped", note=str(error))
             continue
         result, report, choice = _evaluate(fitted, output_dir / name, target_fpr)
+        ship_feature_set(feature_set, result.model_dir)
         if tracker is None:
             result.report_path = write_report(output_dir / name / "report", report)
         else:
@@ -277,6 +321,7 @@ def _register(
             fitted.y_test,
             baseline_metrics=result.baseline_metrics,
             choice=choice,
+            unlabelled=fitted.label_regime == "unsupervised",
         ),
         feature_set_hash=feature_set[1],
         params={

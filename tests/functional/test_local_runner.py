@@ -89,6 +89,39 @@ def test_changed_inputs_rerun_only_what_they_reach(settings: Settings) -> None:
     assert _run(settings, horizon_days=14) == [("count", "cached"), ("double", "cached")]
 
 
+def labels_step(context: StepContext) -> dict:
+    """Toy step: writes the inhuman-play labels it reads."""
+    from playerguard.features.labels import load_inhuman_labels
+
+    labels = load_inhuman_labels(context.settings)
+    (context.output_dir / "labels.json").write_text(labels.astype(str).to_json(orient="records"))
+    return {"labels": len(labels)}
+
+
+def test_new_review_verdicts_rerun_the_steps_that_read_labels(settings: Settings) -> None:
+    steps = (
+        PipelineStep("labels", labels_step, "labels", outputs=("labels.json",), reads_labels=True),
+        PipelineStep("count", count_step, "count", inputs=("labels",), params=("horizon_days",)),
+        PipelineStep("double", double_step, "double", inputs=("count",), outputs=("double.json",)),
+    )
+    _add_lake_file(settings, "2026-01-01")
+
+    def run() -> list[tuple[str, str]]:
+        result = run_pipeline(settings, cutoffs=CUTOFFS, steps=steps)
+        return [(step.name, step.status) for step in result.steps]
+
+    verdicts = settings.home / "labels" / "review_verdicts.parquet"
+    verdicts.parent.mkdir(parents=True)
+    pd.DataFrame({"player_id": ["p1"], "label": [1], "source": ["review"]}).to_parquet(verdicts)
+    assert run() == [("labels", "ran"), ("count", "ran"), ("double", "ran")]
+    assert run() == [("labels", "cached"), ("count", "cached"), ("double", "cached")]
+    pd.DataFrame({"player_id": ["p1"], "label": [0], "source": ["review"]}).to_parquet(verdicts)  # dismissed
+    # The labels step reruns; `count` reruns on its new input but writes the same, so `double` is reused.
+    assert run() == [("labels", "ran"), ("count", "ran"), ("double", "cached")]
+    latest = max((settings.home / "pipeline" / "labels").glob("*/labels.json"), key=lambda p: p.stat().st_mtime)
+    assert json.loads(latest.read_text()) == [{"player_id": "p1", "label_inhuman_play": "0"}]
+
+
 def test_a_failed_step_is_named_and_a_rerun_resumes_there(settings: Settings) -> None:
     _add_lake_file(settings, "2026-01-01")
     (settings.home / "break").write_text("the double step needs a fixed input")

@@ -142,3 +142,41 @@ def test_feature_set_must_define_the_training_features(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="does not define"):
         train(Settings(home=tmp_path), training_set(players=50), feature_set=Narrow(), track=False)
+
+
+def test_inhuman_play_trains_without_labels_and_says_so(tmp_path: Path) -> None:
+    frame = training_set(players=2000)
+    cheater = frame["label_inhuman_play"].astype(bool).to_numpy()
+    frame["label_inhuman_play"] = pd.array([pd.NA] * len(frame), dtype="Int8")
+    result = train(
+        Settings(home=tmp_path), frame, models=("inhuman_play",), feature_set=None, track=False,
+        params={"inhuman_play": FAST_INHUMAN},
+    )  # fmt: skip
+    model_result = result.models["inhuman_play"]
+    assert model_result.status == "trained" and model_result.split["label_regime"] == "unsupervised"
+    assert "No labels: inhuman play is unsupervised" in model_result.report_path.read_text()
+    # The threshold spends the budget: about 1% of the held-out population presumed legitimate (judged,
+    # breaking no rule) is flagged. With 10% cheaters in it, those are mostly cheaters.
+    test = frame.loc[frame["cutoff"] == frame["cutoff"].max()]
+    model = load_model("inhuman_play", model_result.model_dir)
+    flagged = model.predict_score(test) >= model_result.threshold
+    presumed = model.judged(test) & (model._rules_fired(model._features(test)) == 0)
+    assert 0.003 <= flagged[presumed].mean() <= 0.025
+    assert flagged[cheater[test.index]].mean() > 0.2
+
+
+def test_inhuman_play_trains_from_a_ban_list_as_positive_unlabelled(tmp_path: Path) -> None:
+    frame = training_set(players=800)
+    cheater = frame["label_inhuman_play"].astype(bool).to_numpy()
+    on_list = frame["player_id"].isin([f"p{i}" for i in range(0, 800, 3)]).to_numpy()
+    frame["label_inhuman_play"] = pd.array(np.where(cheater & on_list, 1, pd.NA), dtype="Int8")
+    result = train(
+        Settings(home=tmp_path), frame, models=("inhuman_play",), feature_set=None, track=False,
+        params={"inhuman_play": FAST_INHUMAN},
+    )  # fmt: skip
+    model_result = result.models["inhuman_play"]
+    assert model_result.status == "trained", model_result.note
+    assert model_result.split["label_regime"] == "positive_unlabelled"
+    assert load_model("inhuman_play", model_result.model_dir).mode_ == "positive_unlabelled"
+    assert "positive-unlabelled learning" in model_result.report_path.read_text()
+    assert model_result.metrics["roc_auc"] > 0.8  # listed against unlabelled players

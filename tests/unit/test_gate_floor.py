@@ -87,3 +87,12 @@ def test_the_pipeline_step_and_the_registration_gate_apply_the_same_floor(value:
         with pytest.raises(PlayerguardError, match="below 0.6 for churn"):
             check_quality_gate(evaluation, 0.6)
         assert not gate.promote and gate.rule in (RULE_FLOOR, RULE_UNDEFINED)
+
+
+def test_a_model_trained_without_labels_is_champion_only_when_there_is_none() -> None:
+    from playerguard.training.gate import RULE_UNLABELLED, decide_promotion
+
+    first = decide_promotion("inhuman_play", {}, unlabelled=True)
+    assert first.promote and first.rule == RULE_UNLABELLED and "no labels" in first.reason
+    later = decide_promotion("inhuman_play", {}, champion_version="3", unlabelled=True)
+    assert not later.promote and "champion v3" in later.reason

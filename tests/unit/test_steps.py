@@ -54,14 +54,16 @@ def test_default_cutoffs_are_weekly_and_leave_the_last_horizon_for_labels() -> N
     assert all(c + timedelta(days=14) <= end for c in cutoffs)
 
 
-def test_default_cutoffs_keep_a_training_cutoff_after_purging() -> None:
-    # 4 weekly cutoffs are the fewest a 14-day horizon allows: test, validation, one purged, one to train on.
-    cutoffs = default_cutoffs(date(2026, 1, 1), date(2026, 2, 12), horizon_days=14)
-    assert len(cutoffs) == 4
-    validation = cutoffs[-2]
-    assert any(c + timedelta(days=14) <= validation for c in cutoffs[:-2])
-    with pytest.raises(DataError, match="too short for the 4 cutoffs"):
-        default_cutoffs(date(2026, 1, 1), date(2026, 2, 5), horizon_days=14)
+def test_default_cutoffs_keep_a_cutoff_whose_labels_close_by_the_test_cutoff() -> None:
+    # 3 weekly cutoffs are the fewest a 14-day horizon allows: test, one purged, one whose label window
+    # closes by the test cutoff (the split then validates on held-out players).
+    cutoffs = default_cutoffs(date(2026, 1, 1), date(2026, 2, 5), horizon_days=14)
+    assert len(cutoffs) == 3
+    assert cutoffs[0] + timedelta(days=14) <= cutoffs[-1]
+    with pytest.raises(DataError, match="too short for the 3 cutoffs"):
+        default_cutoffs(date(2026, 1, 1), date(2026, 1, 29), horizon_days=14)
+    # A 91-day horizon needs 14 weekly cutoffs, not enough for a validation cutoff of its own.
+    assert len(default_cutoffs(date(2026, 1, 1), date(2026, 7, 15), horizon_days=91)) == 14
 
 
 def test_default_cutoffs_end_at_a_given_last_cutoff() -> None:
