@@ -61,6 +61,7 @@ class EventTypeProfile:
     sessions: int  # distinct session ids
     with_session: int  # events carrying a session id
     attributes: tuple[AttributeProfile, ...]
+    span_days: float = 0.0  # from its first event in the lake to its last
 
     def attribute(self, name: str) -> AttributeProfile | None:
         return next((a for a in self.attributes if a.name == name), None)
@@ -121,6 +122,8 @@ def compile_profile(
         "count(DISTINCT player_id) AS players",
         (f"count(DISTINCT {quote('session_id')})" if "session_id" in columns else "0") + " AS sessions",
         (f"count({quote('session_id')})" if "session_id" in columns else "0") + " AS with_session",
+        "min(event_timestamp) AS first_event",
+        "max(event_timestamp) AS last_event",
     ]
     for i, (name, kind) in enumerate(chosen):
         column = quote(name)
@@ -247,6 +250,12 @@ def _with_values(
     return tuple(out)
 
 
+def _span_days(first: object, last: object) -> float:
+    if first is None or last is None or pd.isna(first) or pd.isna(last):
+        return 0.0
+    return float((pd.Timestamp(last) - pd.Timestamp(first)).total_seconds() / 86400)
+
+
 def profile_lake(engine: SqlEngine, *, since: datetime | None = None) -> LakeProfile:
     """The profile of the engine's events table (events from `since` on, or all of them)."""
     columns = engine.column_types()
@@ -275,6 +284,7 @@ def profile_lake(engine: SqlEngine, *, since: datetime | None = None) -> LakePro
                 players=int(row["players"]),
                 sessions=int(row["sessions"]),
                 with_session=int(row["with_session"]),
+                span_days=_span_days(row.get("first_event"), row.get("last_event")),
                 attributes=_with_values(
                     attributes[str(row["event_type"])],
                     {name: v for (t, name), v in values.items() if t == row["event_type"]},

@@ -26,6 +26,13 @@ from playerguard.lake.envelope import NUMBER, RESERVED_NAMES, STRING
 AUTO = "auto"
 """The feature-set name that derives this set from the lake on the fly."""
 COUNT_WINDOWS = ("1d", "7d", "28d", "lifetime")
+LONG_WINDOWS = (("91d", 182.0), ("364d", 546.0))
+"""Longer windows for an event type the lake holds this many days of: slow cadences (monthly purchases,
+weekly logins) show in a quarter or a year, not in 28 days."""
+
+
+def _long_windows(t: EventTypeProfile) -> tuple[str, ...]:
+    return tuple(window for window, needed in LONG_WINDOWS if t.span_days >= needed)
 WINDOW = "28d"
 SHORT_WINDOW = "7d"
 QUANTILES = (0.1, 0.5, 0.9)
@@ -146,7 +153,7 @@ def _attributes(t: EventTypeProfile, kind: str) -> list[AttributeProfile]:
 
 def _event_type_features(draft: _Draft, t: EventTypeProfile, session: str | None) -> None:
     name = t.name
-    for window in COUNT_WINDOWS:
+    for window in (*COUNT_WINDOWS, *_long_windows(t)):
         draft.add(
             f"{name} events in {_window_words(window)} ({t.events:,} in the lake)",
             name=_name(name, "count", window), kind="count", event_type=name, window=window,
@@ -154,6 +161,10 @@ def _event_type_features(draft: _Draft, t: EventTypeProfile, session: str | None
     draft.add(
         f"days since the last {name}", name=_name(name, "days_since_last"), kind="recency", event_type=name
     )
+    draft.add(
+        f"days since the first {name} (with the lifetime count and the recency: a buy-till-you-die history)",
+        name=_name(name, "days_since_first"), kind="tenure", event_type=name,
+    )  # fmt: skip
     draft.add(
         f"days with a {name} in the last {WINDOW}",
         name=_name(name, "active_days", WINDOW), kind="active_days", event_type=name, window=WINDOW,
@@ -241,7 +252,7 @@ def _monetary(draft: _Draft, t: EventTypeProfile, a: AttributeProfile) -> None:
     why = f"{a.name} on {t.name} looks like money: {_money_reason(a)}"
     draft.add(f"R of RFM: days since the last {t.name}; {why}", name=_name(t.name, "days_since_last"),
               kind="recency", event_type=t.name)  # fmt: skip
-    for window in (WINDOW, "lifetime"):
+    for window in (WINDOW, *_long_windows(t), "lifetime"):
         draft.add(f"F of RFM: {t.name} events in {_window_words(window)}",
                   name=_name(t.name, "count", window), kind="count", event_type=t.name, window=window)  # fmt: skip
         draft.add(f"M of RFM: total {a.name} in {_window_words(window)}",

@@ -248,7 +248,8 @@ def champions_feature_set(model_dirs: Mapping[str, Path], requested: Any = None)
     if requested is None:
         return own if own is not None else _resolve_feature_set("default")
     wanted = _resolve_feature_set(requested)
-    if own is not None and wanted.hash != own.hash:
+    wanted_hash = load_feature_set(wanted.path).hash if wanted.path is not None else wanted.hash
+    if own is not None and wanted_hash != own.hash:
         raise DataError(
             f"feature set {wanted.name!r} is not the one the champions were trained on ({own.name!r}, "
             f"hash {own.hash[:12]}); leave --feature-set out to use theirs"
@@ -374,7 +375,7 @@ def load_bundle(path: Path, expected_digest: str | None = None) -> Bundle:
         return _load_directory(Path(scratch), path, expected_digest)
 
 
-def _normalised(member: tarfile.TarInfo) -> tarfile.TarInfo:
+def _normalized(member: tarfile.TarInfo) -> tarfile.TarInfo:
     # Owner and time say nothing about the bundle; leaving them out makes the same bundle pack to the same bytes.
     member.uid = member.gid = 0
     member.uname = member.gname = ""
@@ -397,7 +398,7 @@ def pack_bundle(directory: Path, out_tar: Path) -> Path:
     ):
         for path in sorted(directory.rglob("*")):
             if path.is_file():
-                archive.add(path, arcname=path.relative_to(directory).as_posix(), filter=_normalised)
+                archive.add(path, arcname=path.relative_to(directory).as_posix(), filter=_normalized)
     return out_tar
 
 

@@ -130,7 +130,7 @@ def _first_problem(error: ValidationError) -> str:
     return f"{where}: {message}" if where else message
 
 
-def normalise_name(name: str) -> str:
+def normalize_name(name: str) -> str:
     """A source column name in lower snake case ("DollarValue" → "dollar_value", "Map Name" → "map_name").
 
     Raises ConfigError when no safe name comes out (empty, non-Latin letters, starts with a digit).
@@ -140,11 +140,11 @@ def normalise_name(name: str) -> str:
     text = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", text)
     text = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", text)
     if any(not ch.isascii() for ch in text if ch.isalnum()):
-        normalised = ""
+        normalized = ""
     else:
-        normalised = re.sub(r"[^0-9A-Za-z]+", "_", text).strip("_").lower()
+        normalized = re.sub(r"[^0-9A-Za-z]+", "_", text).strip("_").lower()
     try:
-        return check_identifier(normalised)
+        return check_identifier(normalized)
     except ConfigError:
         raise ConfigError(
             f"source column {name!r} has no usable attribute name (lower snake case, starting with a letter); "
@@ -220,7 +220,7 @@ def plan_columns(
     for column in source_columns:
         if column in used:
             continue
-        name = normalise_name(column)
+        name = normalize_name(column)
         if name == PARTITION_COLUMN:
             raise ConfigError(
                 f"{source}: column {column!r} clashes with the partition column; rename or ignore it"

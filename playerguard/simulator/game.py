@@ -169,7 +169,7 @@ def simulate(
     """Simulate `players` players over `days` days from `start` (a UTC midnight).
 
     `archetype_shares` replaces the default mix (see `default_archetype_shares`); archetypes it leaves
-    out do not occur, and the shares are normalised to sum to 1.
+    out do not occur, and the shares are normalized to sum to 1.
     """
     players = _whole_number(players, "players", 1)
     days = _whole_number(days, "days", 1)

@@ -22,10 +22,12 @@ _MODEL_CLASSES: dict[str, dict[str, str]] = {
     "churn": {
         "xgboost": "playerguard.training.propensity:ChurnModel",
         "logistic_baseline": "playerguard.training.logistic:LogisticChurnModel",
+        "btyd": "playerguard.training.btyd_model:BTYDChurnModel",
     },
     "purchase": {
         "xgboost": "playerguard.training.propensity:PurchaseModel",
         "logistic_baseline": "playerguard.training.logistic:LogisticPurchaseModel",
+        "btyd": "playerguard.training.btyd_model:BTYDPurchaseModel",
     },
 }
 # Every model class writes its state here; its "kind" key names the class (absent: the default kind).

@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import betaln, gammaln, hyp2f1
+from sklearn.base import BaseEstimator
 
 from playerguard.errors import DataError
-from sklearn.base import BaseEstimator
 
 PARAMETER_NAMES = ("r", "alpha", "a", "b")
 

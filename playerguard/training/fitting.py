@@ -21,6 +21,8 @@ from playerguard.training.base import (
     kind_of,
     label_column,
 )
+from playerguard.training.btyd_model import KIND as BTYD_KIND
+from playerguard.training.btyd_model import BTYDColumns
 from playerguard.training.gate import BASELINE_GATED, BASELINE_KIND
 from playerguard.training.logistic import LogisticBaseline
 from playerguard.training.splits import OutOfTimeSplit, labelled_rows, split_by_cutoff
@@ -107,9 +109,16 @@ def _fit_one(model: Any, split: OutOfTimeSplit, extra: pd.DataFrame, columns: li
 
 
 def fit_model(
-    model_name: str, training_set: pd.DataFrame, params: Mapping[str, Any], horizon_days: int | None
+    model_name: str,
+    training_set: pd.DataFrame,
+    params: Mapping[str, Any],
+    horizon_days: int | None,
+    btyd: BTYDColumns | None = None,
 ) -> FittedModel:
-    """Split, fit the candidates and the baseline, score the evaluation rows. DataError means: skip this model."""
+    """Split, fit the candidates and the baseline, score the evaluation rows. DataError means: skip this model.
+
+    For churn and purchase, with `btyd` (the feature columns BG/NBD reads), a BG/NBD candidate joins the
+    boosted model and the logistic baseline, fitted on the same training cutoffs."""
     label = label_column(model_name)
     if label not in training_set.columns:
         raise DataError(f"the training set has no {label} column")
@@ -137,6 +146,7 @@ def fit_model(
     fitted = [model]
     if model_name in BASELINE_GATED:
         fitted.append(_fit_one(get_model_class(model_name, BASELINE_KIND)(), split, extra, features, label))
+        fitted += _btyd_candidate(model_name, split, btyd, horizon_days, label)
         reference = None
     elif regime == "supervised":  # a reference only: the same logistic regression on every feature
         reference = LogisticBaseline(features=None).fit(split.train[features], split.train[label])
@@ -175,6 +185,19 @@ def fit_model(
         excluded_test_rows=int((~keep).sum()),
         label_regime=regime,
     )
+
+
+def _btyd_candidate(
+    model_name: str, split: OutOfTimeSplit, btyd: BTYDColumns | None, horizon_days: int | None, label: str
+) -> list[Any]:
+    """The fitted BG/NBD candidate, or none when the feature set lacks its inputs or the fit fails."""
+    if btyd is None or any(c not in split.train.columns for c in btyd.as_list()):
+        return []
+    model = get_model_class(model_name, BTYD_KIND)(columns=btyd.as_list(), horizon_days=float(horizon_days or 14))
+    try:
+        return [_fit_one(model, split, split.train.iloc[:0], btyd.as_list(), label)]
+    except DataError:  # e.g. too few histories: the other candidates still run
+        return []
 
 
 def modelled_rows(model_name: str, training_set: pd.DataFrame) -> tuple[pd.DataFrame, str]:

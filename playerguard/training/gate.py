@@ -97,6 +97,20 @@ def choose_candidate(
     )
 
 
+def choose_best(model: str, candidate_metrics: Mapping[str, Mapping[str, float]]) -> CandidateChoice:
+    """XGBoost, unless another candidate (the logistic baseline, BG/NBD) has a higher held-out gate metric
+    (or XGBoost's is undefined): then the best of them is the candidate. The reason lists every one."""
+    metric = GATE_METRICS[check_model_name(model)]
+    known = {kind: _value(m, metric) for kind, m in candidate_metrics.items() if _known(_value(m, metric))}
+    listed = ", ".join(f"{kind} {value:.4f}" for kind, value in sorted(known.items(), key=lambda kv: -kv[1]))
+    if not known:
+        return CandidateChoice(BOOSTED_KIND, f"XGBoost is the candidate (no candidate's test {metric} is defined)")
+    best = max(known, key=lambda kind: (known[kind], kind == BOOSTED_KIND))
+    if BOOSTED_KIND in known and known[BOOSTED_KIND] >= known[best]:
+        best = BOOSTED_KIND
+    return CandidateChoice(best, f"{best} is the candidate: best test {metric} of {listed}")
+
+
 def decide_promotion(
     model: str,
     new_metrics: Mapping[str, float],

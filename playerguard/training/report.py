@@ -46,6 +46,7 @@ class ReportData:
     split: Mapping[str, Any] | None = None
     target_fpr: float = m.DEFAULT_TARGET_FPR
     notes: Sequence[str] = field(default_factory=list)
+    btyd_metrics: Mapping[str, float] | None = None  # the BG/NBD baseline on the same test rows
 
 
 def _figure(title: str, xlabel: str, ylabel: str, left: float = 0.13) -> tuple[Any, Any]:
@@ -131,15 +132,18 @@ def _format(value: float | None) -> str:
     return f"{value:.4f}"
 
 
-def _metric_rows(data: ReportData) -> list[tuple[str, str, str, str]]:
+def _metric_columns(data: ReportData) -> list[str]:
+    champion = f"champion v{data.champion_version}" if data.champion_version else "champion"
+    btyd = ["BG/NBD"] if data.btyd_metrics is not None else []
+    return ["metric", "model", "logistic baseline", *btyd, champion]
+
+
+def _metric_rows(data: ReportData) -> list[tuple[str, ...]]:
     champion = data.champion_metrics or {}
+    columns = [data.metrics, data.baseline_metrics]
+    columns += [data.btyd_metrics] if data.btyd_metrics is not None else []
     return [
-        (
-            label,
-            _format(data.metrics.get(key)),
-            _format(data.baseline_metrics.get(key)),
-            _format(champion.get(key)),
-        )
+        (label, *(_format(values.get(key)) for values in columns), _format(champion.get(key)))
         for key, label in METRIC_LABELS.items()
         if key in data.metrics
     ]
@@ -179,11 +183,11 @@ def _split_lines(data: ReportData) -> list[str]:
 
 
 def _markdown(data: ReportData, plots: Mapping[str, str]) -> str:
-    champion = f"champion v{data.champion_version}" if data.champion_version else "champion"
+    columns = _metric_columns(data)
     lines = [f"# {_title(data)}", "", f"**Quality gate:** {_gate_line(data)}", ""]
     lines += [f"Target false positive rate: {data.target_fpr:g}", ""]
-    lines += [f"| metric | model | logistic baseline | {champion} |", "|---|---|---|---|"]
-    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in _metric_rows(data)]
+    lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(row) + " |" for row in _metric_rows(data)]
     lines += ["", "## Out-of-time split", ""] + [f"- {line}" for line in _split_lines(data)]
     if data.notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in data.notes]
@@ -193,8 +197,7 @@ def _markdown(data: ReportData, plots: Mapping[str, str]) -> str:
 
 def _html(data: ReportData, plots: Mapping[str, str]) -> str:
     e = html.escape
-    champion = f"champion v{data.champion_version}" if data.champion_version else "champion"
-    header = "".join(f"<th>{e(h)}</th>" for h in ("metric", "model", "logistic baseline", champion))
+    header = "".join(f"<th>{e(h)}</th>" for h in _metric_columns(data))
     body = "".join(
         "<tr>" + "".join(f"<td>{e(cell)}</td>" for cell in row) + "</tr>" for row in _metric_rows(data)
     )

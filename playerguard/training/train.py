@@ -26,12 +26,16 @@ from playerguard.features.checks import check_before_training
 from playerguard.model_names import MODEL_NAMES
 from playerguard.settings import Settings
 from playerguard.training.base import check_model_name, feature_columns, get_model_class
+from playerguard.training.btyd_model import KIND as BTYD_KIND
+from playerguard.training.btyd_model import BTYDColumns, btyd_columns
 from playerguard.training.fitting import FittedModel, fit_model
 from playerguard.training.gate import (
     BASELINE_GATED,
+    BASELINE_KIND,
     BOOSTED_KIND,
     DEFAULT_MIN_ROC_AUC,
     CandidateChoice,
+    choose_best,
     choose_candidate,
 )
 from playerguard.training.metrics import DEFAULT_TARGET_FPR, evaluate
@@ -94,8 +98,9 @@ def _choose(fitted: FittedModel, candidate_metrics: Mapping[str, dict[str, float
     """Which candidate a churn or purchase run puts forward; None for a model with a single candidate."""
     if fitted.name not in BASELINE_GATED or len(fitted.candidates) < 2:
         return None
-    baseline_kind = next(kind for kind in candidate_metrics if kind != BOOSTED_KIND)
-    return choose_candidate(fitted.name, candidate_metrics[BOOSTED_KIND], candidate_metrics[baseline_kind])
+    if set(candidate_metrics) == {BOOSTED_KIND, BASELINE_KIND}:
+        return choose_candidate(fitted.name, candidate_metrics[BOOSTED_KIND], candidate_metrics[BASELINE_KIND])
+    return choose_best(fitted.name, candidate_metrics)
 
 
 def _regime_notes(fitted: FittedModel, model: Any, target_fpr: float) -> list[str]:
@@ -196,8 +201,17 @@ def _evaluate(
         split=result.split,
         target_fpr=target_fpr,
         notes=_regime_notes(fitted, chosen.model, target_fpr) + _notes(fitted, result),
+        btyd_metrics=candidate_metrics.get(BTYD_KIND),
     )
     return result, report, choice
+
+
+def _btyd_inputs(feature_set: Any) -> dict[str, BTYDColumns]:
+    """Per model, the feature columns BG/NBD reads for its label's event type, where the set has them."""
+    labels = getattr(feature_set, "labels", None)
+    events = {"churn": getattr(labels, "churn_event", None), "purchase": getattr(labels, "purchase_event", None)}
+    found = {name: btyd_columns(feature_set, event) for name, event in events.items()}
+    return {name: columns for name, columns in found.items() if columns is not None}
 
 
 FEATURE_SET_FILE = "feature_set.yaml"
@@ -245,6 +259,7 @@ def train(
         raise DataError("the training set has no 'cutoff' column")
     feature_set = check_before_training(settings, training_set, feature_set, models)
     identity = _feature_set_identity(feature_set, training_set)
+    btyd_inputs = _btyd_inputs(feature_set)
     output_dir = Path(
         output_dir or settings.home / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     )
@@ -259,7 +274,9 @@ def train(
     for name in models:
         say(f"{name}: fitting")
         try:
-            fitted = fit_model(name, training_set, _model_params(name, params, target_fpr), horizon_days)
+            fitted = fit_model(
+                name, training_set, _model_params(name, params, target_fpr), horizon_days, btyd_inputs.get(name)
+            )
         except DataError as error:
             say(f"{name}: skipped ({error})")
             results[name] = ModelResult(name, "skipped", note=str(error))

@@ -34,12 +34,12 @@ _VOLATILE = (
 )
 
 
-def normalise(value: Any) -> Any:
+def normalize(value: Any) -> Any:
     """The definition with timestamps and code hashes replaced by placeholders."""
     if isinstance(value, dict):
-        return {key: normalise(item) for key, item in value.items()}
+        return {key: normalize(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [normalise(item) for item in value]
+        return [normalize(item) for item in value]
     if isinstance(value, str):
         for pattern, placeholder in _VOLATILE:
             value = pattern.sub(placeholder, value)
@@ -300,7 +300,7 @@ def test_upsert_and_start_commands_against_moto(
     assert upserted.exit_code == 0, upserted.output
     assert upserted.output.strip().endswith(":pipeline/playerguard")
     described = boto3.client("sagemaker").describe_pipeline(PipelineName="playerguard")
-    assert normalise(json.loads(described["PipelineDefinition"])) == normalise(definition)
+    assert normalize(json.loads(described["PipelineDefinition"])) == normalize(definition)
 
     started = CliRunner().invoke(pipeline_app, ["start", "-p", "Cutoff=2026-02-01", *home])
     assert started.exit_code == 0, started.output
@@ -315,7 +315,7 @@ def test_upsert_and_start_commands_against_moto(
 
 def test_definition_matches_golden(compiled: tuple[Any, dict[str, Any]]) -> None:
     _, definition = compiled
-    actual = normalise(definition)
+    actual = normalize(definition)
     if os.environ.get("PLAYERGUARD_UPDATE_GOLDEN") == "1":
         GOLDEN.parent.mkdir(parents=True, exist_ok=True)
         GOLDEN.write_text(json.dumps(actual, indent=2, sort_keys=True) + "\n")
@@ -330,7 +330,7 @@ def test_offline_definition_command_matches_golden(tmp_path: Path, monkeypatch: 
     before = os.environ.get("SAGEMAKER_USER_CONFIG_OVERRIDE")
     text = pipeline_definition(_settings(tmp_path / "home"), role_arn=None, offline=True)
     assert GOLDEN.exists()
-    assert normalise(json.loads(text)) == json.loads(GOLDEN.read_text())
+    assert normalize(json.loads(text)) == json.loads(GOLDEN.read_text())
     assert os.environ.get("SAGEMAKER_USER_CONFIG_OVERRIDE") == before  # restored after the mock
 
 

@@ -119,7 +119,7 @@ def test_a_losing_xgboost_is_replaced_by_its_logistic_baseline_which_becomes_cha
     assert version.tags["model.kind"] == "logistic_baseline"
     assert version.tags["playerguard.gate.decision"] == "promoted"
     # Saved as JSON only, and it reproduces its held-out metric on its own.
-    assert sorted(p.name for p in first.model_dir.iterdir()) == ["model.json"]
+    assert sorted(p.name for p in first.model_dir.iterdir()) == ["feature_set.yaml", "model.json"]
     model = load_model("churn", first.model_dir)
     assert isinstance(model, LogisticChurnModel)
     test_rows = frame.loc[frame["cutoff"] == frame["cutoff"].max()]

@@ -72,3 +72,47 @@ def test_impossible_histories_are_refused() -> None:
         BGNBD().fit(np.ones(20), np.full(20, 50.0), np.full(20, 40.0))
     with pytest.raises(DataError, match="not fitted"):
         BGNBD().p_alive([1], [1.0], [2.0])
+
+
+def _btyd_frame(players: int, cutoffs: int, seed: int) -> "pd.DataFrame":
+    import pandas as pd
+
+    frames = []
+    for k in range(cutoffs):
+        x, t_x, T = simulate_bgnbd(players, 0.4, 2.0, 1.5, 4.0, age=40.0 + 7 * k, seed=seed + k)
+        horizon_x, _, _ = simulate_bgnbd(players, 0.4, 2.0, 1.5, 4.0, age=14.0, seed=seed + 100 + k)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "player_id": [f"p{i}" for i in range(players)],
+                    "cutoff": pd.Timestamp("2026-02-01", tz="UTC") + pd.Timedelta(days=7 * k),
+                    "purchases_lifetime": x + 1,  # the first purchase too
+                    "days_since_last_purchase": T - t_x,
+                    "days_since_first_purchase": T,
+                    "sessions_7d": np.random.default_rng(seed + k).poisson(3, players).astype(float),
+                    "label_purchase": ((x > 0) & (horizon_x > 0)).astype("int8"),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True).astype({"label_purchase": "Int8"})
+
+
+def test_bgnbd_is_a_purchase_candidate_that_saves_loads_and_explains(tmp_path) -> None:
+    from playerguard.training.base import load_model
+    from playerguard.training.btyd_model import BTYDColumns, BTYDPurchaseModel
+    from playerguard.training.fitting import fit_model
+
+    frame = _btyd_frame(1500, 4, seed=7)
+    columns = BTYDColumns("purchases_lifetime", "days_since_last_purchase", "days_since_first_purchase")
+    fitted = fit_model("purchase", frame, {"n_estimators": 30, "n_jobs": 1}, 14, columns)
+    assert set(fitted.candidates) == {"xgboost", "logistic_baseline", "btyd"}
+    btyd = fitted.candidates["btyd"].model
+    assert isinstance(btyd, BTYDPurchaseModel)
+    btyd.save(tmp_path / "btyd")
+    loaded = load_model("purchase", tmp_path / "btyd")
+    rows = fitted.test[columns.as_list()]
+    np.testing.assert_allclose(loaded.predict_score(rows), btyd.predict_score(rows))
+    reasons = loaded.explain(rows.head(5), top_k=2)
+    assert all(1 <= len(r) <= 2 and r[0]["name"] in columns.as_list() for r in reasons)
+    without = fit_model("purchase", frame, {"n_estimators": 30, "n_jobs": 1}, 14, None)
+    assert "btyd" not in without.candidates

@@ -158,7 +158,7 @@ def test_cooldown_windows_are_per_model_and_action_in_event_time() -> None:
     assert not cooldowns.suppresses(t0, t0, "inhuman_play", "review")
 
 
-def test_valid_events_are_normalised_and_get_a_content_id_when_they_have_none() -> None:
+def test_valid_events_are_normalized_and_get_a_content_id_when_they_have_none() -> None:
     raw = {
         "event_type": "match_end",
         "event_timestamp": "2026-02-03T20:21:40+01:00",

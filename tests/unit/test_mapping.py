@@ -7,7 +7,7 @@ import pytest
 
 from playerguard.errors import ConfigError
 from playerguard.lake.envelope import ENVELOPE_DEFAULTS, NUMBER, STRING
-from playerguard.lake.mapping import Mapping, normalise_name, parse_mapping, plan_columns
+from playerguard.lake.mapping import Mapping, normalize_name, parse_mapping, plan_columns
 
 SHOP = {
     "columns": {"player_id": "customer_id", "event_timestamp": "date", "amount": "dollar_value"},
@@ -61,14 +61,14 @@ def test_a_bad_mapping_is_a_one_line_error_naming_the_problem(document: object, 
         ("item.id", "item_id"),
     ],
 )
-def test_source_names_are_normalised_to_lower_snake_case(name: str, expected: str) -> None:
-    assert normalise_name(name) == expected
+def test_source_names_are_normalized_to_lower_snake_case(name: str, expected: str) -> None:
+    assert normalize_name(name) == expected
 
 
 @pytest.mark.parametrize("name", ["", "???", "2fa", "größe", "名前"])
-def test_a_name_that_cannot_be_normalised_is_a_clear_error(name: str) -> None:
+def test_a_name_that_cannot_be_normalized_is_a_clear_error(name: str) -> None:
     with pytest.raises(ConfigError, match="has no usable attribute name"):
-        normalise_name(name)
+        normalize_name(name)
 
 
 def test_plan_renames_mapped_columns_and_keeps_the_rest_as_attributes() -> None:

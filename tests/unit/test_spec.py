@@ -62,7 +62,7 @@ def test_packaged_sets_load_and_default_has_every_contract_name() -> None:
     assert len(default.hash) == 64 and default.hash != combat.hash
 
 
-def test_definition_fields_are_normalised() -> None:
+def test_definition_fields_are_normalized() -> None:
     parsed = parse_definition(
         {"name": "x", "kind": "count", "event_type": ["b", "a", "b"], "window": "12h",
          "where": [{"attribute": "level", "op": "in", "value": [1, 2]}]}
