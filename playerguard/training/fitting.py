@@ -24,7 +24,7 @@ from playerguard.training.base import (
 from playerguard.training.btyd_model import KIND as BTYD_KIND
 from playerguard.training.btyd_model import BTYDColumns
 from playerguard.training.gate import BASELINE_GATED, BASELINE_KIND
-from playerguard.training.logistic import LogisticBaseline
+from playerguard.training.logistic import RECENCY_FREQUENCY_FEATURES, LogisticBaseline
 from playerguard.training.splits import OutOfTimeSplit, labelled_rows, split_by_cutoff
 
 INHUMAN_PLAY = "inhuman_play"
@@ -145,7 +145,10 @@ def fit_model(
     model = _fit_one(model, split, extra, columns, label)
     fitted = [model]
     if model_name in BASELINE_GATED:
-        fitted.append(_fit_one(get_model_class(model_name, BASELINE_KIND)(), split, extra, features, label))
+        # The practitioner's baseline: recency, frequency and tenure, of the label's own event where known.
+        chosen = (*RECENCY_FREQUENCY_FEATURES, *(btyd.as_list() if btyd is not None else ()))
+        baseline = get_model_class(model_name, BASELINE_KIND)(features=chosen)
+        fitted.append(_fit_one(baseline, split, extra, features, label))
         fitted += _btyd_candidate(model_name, split, btyd, horizon_days, label)
         reference = None
     elif regime == "supervised":  # a reference only: the same logistic regression on every feature
