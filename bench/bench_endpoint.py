@@ -1,19 +1,24 @@
-"""Scoring endpoint benchmarks: against `mlflow models serve`, over the in-process floor, and under load.
+"""Scoring endpoint benchmarks: against `mlflow models serve`, over the models' own cost, the HTTP layer, the
+raw-events path, and under load.
 
-    .venv/bin/python bench/bench_endpoint.py                  # all three; 60 s load test
-    .venv/bin/python bench/bench_endpoint.py --duration 10    # shorter load test
+    .venv/bin/python bench/bench_endpoint.py                  # everything; 30 s load test
+    .venv/bin/python bench/bench_endpoint.py --duration 0     # no load test
+    .venv/bin/python bench/bench_endpoint.py --workers 1      # one worker each (default: one per core)
     .venv/bin/python bench/bench_endpoint.py --bundle PATH    # a real bundle (e.g. from `playerguard pipeline run`)
-    .venv/bin/python bench/bench_endpoint.py --profile        # also time each model's predict and explain
 
 1. vs mlflow: the churn XGBoost booster is logged as an mlflow xgboost model in a temporary tracking store
-   and served with `mlflow models serve --env-manager local` (one uvicorn worker, its default); our server
-   (`playerguard serve`, one process) scores all three models with reasons and policy actions. Both run as
-   separate processes on this machine, in the same run, on the same 100-record requests; sequential p50/p99
-   latency and requests/s with `--clients` concurrent clients. Goal: ours ≥ 3x mlflow's requests/s.
-2. Overhead: p50 of a 100-record request over HTTP vs an in-process call of the scoring function on the
-   same records (`score_frame`, with the server's one XGBoost thread per request), interleaved; and, exact
-   on the same request, latency minus the parse + score time the server reports (Server-Timing). Goal: < 2 ms.
-3. Load: 8 concurrent clients for `--duration` seconds: errors, requests/s, p50/p99.
+   and served with `mlflow models serve --env-manager local --workers N`; ours (`playerguard serve --workers
+   N`, the same N) scores all three models with reasons and policy actions. Same 100-record requests, same
+   run: requests/s with one client (sequential, alternating rounds) and with `--clients` concurrent clients.
+   Goal: ours >= 3x mlflow's requests/s in both (10x the aim).
+2. In-process: a 100-record request through `score_request` (parse, features, three models, policy,
+   reasons) vs the three boosters' own `inplace_predict` on the same rows (numpy, one thread), interleaved;
+   also the exact TreeSHAP part alone (pred_contribs on the rows the policy acts on). Goal: <= 5x.
+3. HTTP + JSON: latency over HTTP minus the server's own parse + score time (Server-Timing), same request,
+   so it is the socket, the HTTP framing and the response encoding. Goal: < 1 ms.
+4. Raw events: a request of the players' raw events (features computed in the request) vs a request of
+   those players' features, in-process, interleaved. Goal: within 2x.
+5. Load: 8 concurrent clients for `--duration` seconds: errors, requests/s, p50/p99.
 
 Without `--bundle`, the bench fits full-size models (the model classes' defaults) on synthetic rows of the
 default feature set (tests/endpoint_fixtures.py). Figures depend on the machine and on what else runs on it:
@@ -34,6 +39,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +79,10 @@ class Target:
         self.name, self.port, self.path, self.body = name, port, path, body
 
     def connect(self) -> http.client.HTTPConnection:
-        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        connection.connect()  # Nagle off, as boto3 (urllib3) has it: no delayed-ACK stall on a split request
+        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return connection
 
     def post(self, connection: http.client.HTTPConnection) -> int:
         return self.post_timed(connection)[0]
@@ -137,16 +146,6 @@ def concurrent(target: Target, clients: int, seconds: float) -> tuple[int, int, 
     return len(latencies), errors[0], latencies
 
 
-def in_process_p50(call: Callable[[], object], repeats: int) -> float:
-    call()
-    timings = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        timings.append(time.perf_counter() - start)
-    return statistics.median(timings)
-
-
 def build_bundle(directory: Path) -> Path:
     sys.path.insert(0, str(ROOT / "tests"))
     from endpoint_fixtures import bundle_models, fit_test_models
@@ -154,17 +153,17 @@ def build_bundle(directory: Path) -> Path:
     return bundle_models(fit_test_models(directory, rows=5000, seed=1, full_size=True), directory / "bundle")
 
 
-def start_ours(bundle: Path, port: int) -> subprocess.Popen:
+def start_ours(bundle: Path, port: int, workers: int) -> subprocess.Popen:
     script = (
         "from pathlib import Path\n"
         "from playerguard.inference.server import BundleSource, serve\n"
         "from playerguard.settings import Settings\n"
-        f"serve(BundleSource(Settings(), Path({str(bundle)!r})), port={port}, log_level='warning')\n"
+        f"serve(BundleSource(Settings(), Path({str(bundle)!r})), port={port}, log_level='warning', workers={workers})\n"
     )
     return subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
 
 
-def start_mlflow(booster: object, directory: Path, port: int, env: dict[str, str]) -> subprocess.Popen:
+def start_mlflow(booster: object, directory: Path, port: int, env: dict[str, str], workers: int) -> subprocess.Popen:
     import mlflow
 
     uri = f"sqlite:///{directory / 'mlflow.db'}"
@@ -174,7 +173,7 @@ def start_mlflow(booster: object, directory: Path, port: int, env: dict[str, str
     with mlflow.start_run(experiment_id=experiment) as run:
         mlflow.xgboost.log_model(booster, name="churn")
     command = [str(Path(sys.executable).with_name("mlflow")), "models", "serve", "-m", f"runs:/{run.info.run_id}/churn",
-               "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
+               "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "--workers", str(workers)]
     path = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # mlflow runs `uvicorn` from PATH
     return subprocess.Popen(command, env={**env, "MLFLOW_TRACKING_URI": uri, "PATH": path},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -187,23 +186,127 @@ def report(label: str, latencies: list[float], completed: int | None = None, sec
     return text
 
 
+def interleaved(calls: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median seconds of each call, the calls taking turns so that each sees the same machine load."""
+    for call in calls.values():
+        call()
+    timings: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            timings[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in timings.items()}
+
+
+def compare_mlflow(ours: Target, theirs: Target, args: argparse.Namespace) -> None:
+    sequential(ours, 20), sequential(theirs, 20)  # warm up
+    latencies: dict[str, list[float]] = {ours.name: [], theirs.name: []}
+    for _ in range(args.rounds):
+        for target in (ours, theirs):
+            latencies[target.name] += sequential(target, args.requests)
+    print(f"\n1. vs mlflow, {args.workers} worker(s) each, 100-record requests (load average {os.getloadavg()}):")
+    single = {}
+    for name, values in latencies.items():
+        single[name] = len(values) / sum(values)
+        print(f"   1 client, {args.rounds} x {args.requests} sequential: " + report(name, values, len(values), sum(values)))
+    print(f"   throughput ratio ours/mlflow, 1 client: {single[ours.name] / single[theirs.name]:.2f}x (goal >= 3x)")
+    rates = {}
+    for target in (ours, theirs):
+        completed, errors, values = concurrent(target, args.clients, args.throughput_seconds)
+        rates[target.name] = completed / args.throughput_seconds
+        print(f"   {args.clients} clients, {args.throughput_seconds:.0f} s: "
+              + report(target.name, values, completed, args.throughput_seconds) + f", {errors} errors")
+    print(f"   throughput ratio ours/mlflow, {args.clients} clients: {rates[ours.name] / rates[theirs.name]:.2f}x "
+          f"(goal >= 3x) | load average {os.getloadavg()}")
+
+
+def in_process(served: object, body: bytes, frame: object, repeats: int) -> None:
+    import numpy as np
+    import xgboost
+
+    from playerguard.inference.sagemaker_inference import score_request
+
+    models = served.bundle.models
+    matrices = {name: frame[m.feature_names_].to_numpy(dtype="float64") for name, m in models.items()}
+    boosters = {name: m.booster_ for name, m in models.items() if getattr(m, "booster_", None) is not None}
+    predictions = score_request(served, body, "application/json")
+    acted = {name: np.array([any(a["model"] == name for a in p["actions"]) for p in predictions]) for name in models}
+    exact = {name: xgboost.DMatrix(matrices[name][acted[name]]) for name in boosters}
+
+    def inplace() -> None:
+        for name, booster in boosters.items():
+            booster.inplace_predict(matrices[name], predict_type="margin")
+
+    def tree_shap() -> None:
+        for name, booster in boosters.items():
+            booster.predict(exact[name], pred_contribs=True, validate_features=False)
+
+    with xgboost.config_context(nthread=1):
+        medians = interleaved({"request": lambda: score_request(served, body, "application/json"),
+                               "inplace": inplace, "tree_shap": tree_shap}, repeats)
+    request, floor, shap = medians["request"], medians["inplace"], medians["tree_shap"]
+    counts = ", ".join(f"{name} {int(rows.sum())}" for name, rows in acted.items())
+    print(f"\n2. in-process, 100 records, {repeats} interleaved repeats (medians; load average {os.getloadavg()}):")
+    print(f"   score_request {request * 1e3:.2f} ms | three boosters' inplace_predict {floor * 1e3:.2f} ms | "
+          f"ratio {request / floor:.1f}x (goal <= 5x)")
+    print(f"   of which exact TreeSHAP on the rows the policy acts on ({counts}): {shap * 1e3:.2f} ms; "
+          f"everything else {(request - shap) * 1e3:.2f} ms = {(request - shap) / floor:.1f}x the boosters")
+
+
+def http_overhead(ours: Target, requests: int) -> None:
+    connection, rows = ours.connect(), []
+    for _ in range(requests):
+        start = time.perf_counter()
+        _, server = ours.post_timed(connection)
+        rows.append((time.perf_counter() - start, server["score"] / 1e3, server["encode"] / 1e3))
+    connection.close()
+    latency, score, encode = (statistics.median(c) for c in zip(*rows, strict=True))
+    added = statistics.median(row[0] - row[1] for row in rows)
+    print(f"\n3. HTTP + JSON, 100 records, {requests} requests (medians; load average {os.getloadavg()}):")
+    print(f"   latency {latency * 1e3:.2f} ms, of which the server's parse + score {score * 1e3:.2f} ms; HTTP and JSON "
+          f"encoding ({encode * 1e3:.2f} ms of it) add {added * 1e3:.2f} ms (goal < 1 ms)")
+
+
+def events_path(served: object, players: int, repeats: int) -> None:
+    import xgboost
+    from endpoint_fixtures import as_records, synthetic_events
+
+    from playerguard.inference.sagemaker_inference import score_request
+
+    events = synthetic_events(players)
+    cutoff = "2026-03-20T00:00:00Z"
+    features = served.featurizer(events, datetime.fromisoformat(cutoff))
+    records = as_records(features[["player_id", *served.feature_names]])
+    events_body = json.dumps({"events": events, "cutoff": cutoff}).encode()
+    features_body = json.dumps(records).encode()
+    with xgboost.config_context(nthread=1):
+        medians = interleaved({"events": lambda: score_request(served, events_body, "application/json"),
+                               "features": lambda: score_request(served, features_body, "application/json")}, repeats)
+    print(f"\n4. raw events vs features, {players} players ({len(events):,} events), {repeats} interleaved repeats "
+          f"(medians; load average {os.getloadavg()}):")
+    print(f"   events path {medians['events'] * 1e3:.2f} ms | features path {medians['features'] * 1e3:.2f} ms | "
+          f"ratio {medians['events'] / medians['features']:.2f}x (goal <= 2x)")
+
+
 def main() -> None:
+    from playerguard.inference.server import worker_count
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, help="bundle directory or model.tar.gz (default: synthetic)")
-    parser.add_argument("--duration", type=float, default=60.0, help="seconds of the 8-client load test")
+    parser.add_argument("--workers", type=int, default=0, help="server workers of each side (0: one per core)")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of the 8-client load test (0: none)")
     parser.add_argument("--requests", type=int, default=200, help="sequential requests per server and round")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of the mlflow comparison")
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients of the throughput comparison")
     parser.add_argument("--throughput-seconds", type=float, default=15.0, help="seconds per throughput run")
-    parser.add_argument("--profile", action="store_true", help="also time each model's predict and explain")
+    parser.add_argument("--repeats", type=int, default=100, help="repeats of the in-process comparisons")
     parser.add_argument("--mlflow-omp-threads", default=None,
                         help="OMP_NUM_THREADS for mlflow's server (default: unset, its own default)")
     args = parser.parse_args()
-
-    import xgboost
+    args.workers = worker_count(args.workers)
 
     from playerguard.inference.sagemaker_inference import load_serving_bundle
-    from playerguard.inference.scoring import score_frame
 
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
@@ -220,75 +323,36 @@ def main() -> None:
         mlflow_body = json.dumps({"dataframe_split": {
             "columns": churn.feature_names_, "data": [[r[name] for name in churn.feature_names_] for r in records],
         }}).encode()
+        print(f"bundle: {bundle} | models {served.bundle.versions} | {os.cpu_count()} CPUs | "
+              f"load average {os.getloadavg()}")
+
+        # In-process first, before the servers take memory and cores.
+        in_process(served, ours_body, frame, args.repeats)
+        events_path(served, 100, max(10, args.repeats // 4))
 
         ours_port, mlflow_port = free_port(), free_port()
         mlflow_env = dict(os.environ)
         if args.mlflow_omp_threads:
             mlflow_env["OMP_NUM_THREADS"] = args.mlflow_omp_threads
-        processes = [start_ours(bundle, ours_port), start_mlflow(churn.booster_, work, mlflow_port, mlflow_env)]
+        processes = [start_ours(bundle, ours_port, args.workers),
+                     start_mlflow(churn.booster_, work, mlflow_port, mlflow_env, args.workers)]
         try:
             wait_until_up(ours_port, "/ping", processes[0])
             wait_until_up(mlflow_port, "/ping", processes[1])
+            time.sleep(3)  # every worker up, not only the first to answer /ping
             ours = Target("playerguard serve (3 models + reasons + policy)", ours_port, "/invocations", ours_body)
             theirs = Target("mlflow models serve (churn booster only)", mlflow_port, "/invocations", mlflow_body)
-            print(f"bundle: {bundle} | models {served.bundle.versions} | load average {os.getloadavg()}")
-
-            # 1. vs mlflow: alternate sequential rounds, then throughput with concurrent clients.
-            sequential(ours, 20), sequential(theirs, 20)  # warm up
-            latencies: dict[str, list[float]] = {ours.name: [], theirs.name: []}
-            for _ in range(args.rounds):
-                for target in (ours, theirs):
-                    latencies[target.name] += sequential(target, args.requests)
-            print(f"\n1. vs mlflow, 100-record requests, {args.rounds} x {args.requests} sequential each:")
-            for name, values in latencies.items():
-                print("   " + report(name, values, len(values), sum(values)))
-            rates = {}
-            for target in (ours, theirs):
-                completed, errors, values = concurrent(target, args.clients, args.throughput_seconds)
-                rates[target.name] = completed / args.throughput_seconds
-                print(f"   {args.clients} clients, {args.throughput_seconds:.0f} s: "
-                      + report(target.name, values, completed, args.throughput_seconds) + f", {errors} errors")
-            print(f"   throughput ratio ours/mlflow: {rates[ours.name] / rates[theirs.name]:.2f}x (goal >= 3x)")
-
-            # 2. Overhead over the in-process floor: interleaved, so both sides see the same machine load.
-            connection, rows = ours.connect(), []
-            with xgboost.config_context(nthread=1):
-                score_frame(served.bundle, frame)
-                for _ in range(args.requests):
-                    start = time.perf_counter()
-                    score_frame(served.bundle, frame)
-                    middle = time.perf_counter()
-                    _, server = ours.post_timed(connection)
-                    latency = time.perf_counter() - middle
-                    rows.append((middle - start, latency, server["score"] / 1e3, server["encode"] / 1e3))
-            connection.close()
-            in_process, latency, server_score, encode = (statistics.median(c) for c in zip(*rows, strict=True))
-            print(f"\n2. overhead of HTTP, 100 records, {args.requests} interleaved pairs (medians):")
-            print(f"   in-process score_frame {in_process * 1e3:.2f} ms | over HTTP {latency * 1e3:.2f} ms, of which the "
-                  f"server spent {server_score * 1e3:.2f} ms parsing + scoring and {encode * 1e3:.2f} ms encoding")
-            same_request = statistics.median(row[1] - row[2] for row in rows)
-            paired = statistics.median(row[1] - row[0] for row in rows)
-            print(f"   HTTP + JSON encoding add {same_request * 1e3:.2f} ms to the server's own parse + score of the "
-                  f"same request (goal < 2 ms); {paired * 1e3:.2f} ms over the in-process call (paired; noisier: "
-                  "two processes)")
-
-            if args.profile:
-                print("\n   where score_frame's time goes, in-process, medians:")
-                with xgboost.config_context(nthread=1):
-                    for name, model in served.bundle.models.items():
-                        predict = in_process_p50(lambda m=model: m.predict_score(frame), 30)
-                        explain = in_process_p50(lambda m=model: m.explain(frame), 30)
-                        print(f"   {name}: predict_score {predict * 1e3:.2f} ms, explain {explain * 1e3:.2f} ms")
-
-            # 3. Load.
-            completed, errors, values = concurrent(ours, 8, args.duration)
-            print(f"\n3. load, 8 clients for {args.duration:.0f} s: {completed} requests, {errors} errors, "
-                  + report("latency", values, completed, args.duration))
+            compare_mlflow(ours, theirs, args)
+            http_overhead(ours, args.requests)
+            if args.duration > 0:
+                completed, errors, values = concurrent(ours, 8, args.duration)
+                print(f"\n5. load, 8 clients for {args.duration:.0f} s: {completed} requests, {errors} errors, "
+                      + report("latency", values, completed, args.duration))
             print(f"load average {os.getloadavg()}")
         finally:
             for process in processes:
                 process.terminate()
-                process.wait(timeout=30)
+                process.wait(timeout=60)
 
 
 if __name__ == "__main__":

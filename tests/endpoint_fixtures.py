@@ -104,7 +104,7 @@ def running_server(app: Any) -> Iterator[str]:
     """Serve an ASGI app with uvicorn on a free loopback port in a thread; yields its base URL."""
     import uvicorn
 
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # Nagle off, as served
     listener.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
@@ -132,3 +132,22 @@ def send(url: str, method: str, path: str, body: bytes | str | None = None,
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:
         connection.close()
+
+
+def synthetic_events(players: int, days: int = 14, seed: int = 0) -> list[dict[str, Any]]:
+    """Raw events of `players` players over `days` days of March 2026: a session and a match a day each."""
+    rng = np.random.default_rng(seed)
+    events: list[dict[str, Any]] = []
+    for p in range(players):
+        for day in range(1, days + 1):
+            stamp = f"2026-03-{day:02d}T{10 + p % 10}:00:00Z"
+            shots = int(rng.integers(20, 60))
+            hits = int(rng.integers(5, shots))
+            events += [
+                {"player_id": f"p{p:05d}", "event_type": "session_start", "event_timestamp": stamp, "game_id": "g",
+                 "platform": "pc", "session_id": f"s{p}-{day}"},
+                {"player_id": f"p{p:05d}", "event_type": "match_end", "event_timestamp": stamp.replace(":00:00", ":20:00"),
+                 "game_id": "g", "platform": "pc", "shots": shots, "hits": hits, "headshots": hits // 3, "kills": 3,
+                 "deaths": 2, "reaction_ms": float(rng.normal(250, 30))},
+            ]
+    return events

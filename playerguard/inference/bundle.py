@@ -172,8 +172,10 @@ def write_bundle(
         thresholds[name] = None if threshold is None else float(threshold)
         classes[name] = class_path_of(model)
     _check_policy(policy, thresholds)
-    if hasattr(feature_set, "feature_names"):  # checked again, always, when the bundle loads
-        policy.check_features(feature_set.feature_names, feature_set.name, thresholds)
+    from playerguard.features.spec import load_feature_set
+
+    shipped = load_feature_set(feature_set.path)  # the file that ships, whatever object named it
+    policy.check_features(shipped.feature_names, shipped.name, thresholds)
 
     directory = _prepare_directory(directory)
     entries: dict[str, dict[str, Any]] = {}

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import math
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -32,10 +34,16 @@ import pandas as pd
 
 from playerguard.errors import PlayerguardError
 
+try:
+    import orjson
+except ImportError:  # a dependency, but a container may carry an older environment: the stdlib then
+    orjson = None  # type: ignore[assignment]
+
 JSON_TYPE = "application/json"
 CSV_TYPE = "text/csv"
 ACCEPTED_TYPES: tuple[str, ...] = (JSON_TYPE, CSV_TYPE)
 _NUMBER_TYPES = (int, float, type(None))  # bool is deliberately not a number here
+_NUMBER_TYPE_SET = frozenset(_NUMBER_TYPES)
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 """The models compute in float32: a value at or beyond this magnitude cannot be scored."""
 EARLIEST_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
@@ -184,9 +192,33 @@ def check_range(values: np.ndarray, names: Sequence[str], where: Callable[[int],
         )
 
 
+def _records_matrix(records: Sequence[Mapping[str, Any]], names: Sequence[str]) -> np.ndarray | None:
+    """Records × `names` as float64 in one pass, or None when a record lacks a feature or holds a value
+    that is not a finite number or null (`_records_columns` then finds the first and names it)."""
+    if not names:
+        return None
+    pick = operator.itemgetter(*names)
+    try:
+        rows = [pick(record) for record in records]
+    except (KeyError, TypeError):
+        return None
+    if len(names) == 1:
+        rows = [(value,) for value in rows]
+    if not set(map(type, itertools.chain.from_iterable(rows))) <= _NUMBER_TYPE_SET:
+        return None
+    try:
+        values = np.array(rows, dtype="float64").reshape(len(records), len(names))
+    except OverflowError:
+        return None
+    return None if np.isinf(values).any() else values
+
+
 def _records_columns(
     records: Sequence[Mapping[str, Any]], names: Sequence[str], where: Callable[[int], str]
 ) -> dict[str, np.ndarray]:
+    values = _records_matrix(records, names)
+    if values is not None:
+        return {name: values[:, j] for j, name in enumerate(names)}
     required = set(names)
     for row, record in enumerate(records):
         missing = required.difference(record)
@@ -286,9 +318,10 @@ def _parse_events(document: dict[str, Any], limits: Limits) -> ParsedRequest:
     players: dict[str, None] = {}
     normalised = []
     for i, event in enumerate(events):
-        player = _player_id(event.get("player_id"), f"events[{i}]")
+        given = event.get("player_id")
+        player = _player_id(given, f"events[{i}]")
         players.setdefault(player, None)
-        normalised.append({**event, "player_id": player})
+        normalised.append(event if player is given else {**event, "player_id": player})
     _check_count(len(players), limits.max_records, "records")
     player_ids = list(players)
     cutoff = _cutoff(document.get("cutoff"))
@@ -296,6 +329,11 @@ def _parse_events(document: dict[str, Any], limits: Limits) -> ParsedRequest:
 
 
 def _load_json(body: bytes | str) -> Any:
+    if orjson is not None:
+        try:  # ~0.15 ms for a 100-record request where the stdlib takes ~0.8 ms
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass  # the stdlib decides (it also reads NaN and big integers) and names what is wrong
     try:
         return json.loads(body)
     except UnicodeDecodeError:
@@ -486,9 +524,7 @@ def encode_predictions(predictions: list[dict[str, Any]]) -> bytes:
     With orjson (a dependency; the stdlib encoder where it is not installed, e.g. an older container):
     1.6 ms → 0.1 ms for a 100-record answer of about 140 KB.
     """
-    try:
-        import orjson
-    except ImportError:
+    if orjson is None:
         return _stdlib_encode(predictions)
     return orjson.dumps({"predictions": predictions}, option=orjson.OPT_SERIALIZE_NUMPY)
 

@@ -30,6 +30,7 @@ import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,9 @@ from playerguard.settings import Settings
 log = logging.getLogger(__name__)
 
 OPENAPI_FILE = Path(__file__).with_name("openapi.json")
+SCORING_THREADS = 8
+"""Requests one app scores at once; more wait their turn. XGBoost releases the GIL, so a second request can use
+another core while the first is in Python; beyond a few, threads only interleave requests."""
 
 
 class BundleHolder:
@@ -244,6 +248,10 @@ def create_app(
     """The Starlette app serving `holder`'s bundle. SIGHUP reloads when the app runs in the main thread;
     `after_reload` runs after a successful `POST /admin/reload` (a worker tells its siblings)."""
 
+    # the event loop hands scoring to these threads: a plain executor costs less per request than anyio's
+    # thread pool, and the threads are shared by every request of this app
+    scoring_pool = ThreadPoolExecutor(max_workers=SCORING_THREADS, thread_name_prefix="scoring")
+
     async def ping(request: Request) -> Response:
         served = holder.current
         if served is None:
@@ -261,7 +269,9 @@ def create_app(
             check_accept(request.headers.get("accept"))
             body = await _read_body(request, limits)
             content_type = request.headers.get("content-type")
-            result, timing = await run_in_threadpool(_score, served, body, content_type, limits)
+            result, timing = await asyncio.get_running_loop().run_in_executor(
+                scoring_pool, _score, served, body, content_type, limits
+            )
         except RequestError as error:
             response = _error(error, runtime_api)
             if error.status == 408:  # the rest of the body may still come: this connection is done
@@ -307,7 +317,10 @@ def create_app(
             loop.add_signal_handler(
                 signal.SIGHUP, lambda: threading.Thread(target=holder.reload_logged, daemon=True).start()
             )
-        yield
+        try:
+            yield
+        finally:
+            scoring_pool.shutdown(wait=False)
 
     routes = [
         Route("/ping", ping, methods=["GET"]),
@@ -322,7 +335,9 @@ def create_app(
 def bind_listener(host: str, port: int) -> socket.socket:
     """The listening socket, bound before anything says it is serving; a port in use is a ConfigError."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named, not 0: asyncio turns Nagle off only on sockets that say they are TCP, and with it on
+    # a response under one segment waited ~40 ms for the client's delayed ACK of its headers
+    listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         listener.bind((host, port))

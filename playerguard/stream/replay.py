@@ -158,7 +158,7 @@ def local_scoring_server(
 
     holder = BundleHolder(BundleSource(settings, bundle).load)
     served = holder.reload()
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # see bind_listener
     listener.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(create_app(holder), log_level="warning", access_log=False))
     thread = threading.Thread(

@@ -42,6 +42,7 @@ from playerguard.stream.notifiers.base import DeadLetter, Notifier, is_transient
 from playerguard.stream.retries import Attempts, RetryPolicy, TransientError
 
 REQUIRED_FIELDS: tuple[str, ...] = ("player_id", "event_type", "event_timestamp")
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 MAX_ATTRIBUTES = 256  # keys per event, as the endpoint's Limits.max_attributes
 # the lake's TimeRange.earliest, spelt as normalise_timestamp spells it
 EARLIEST_TIMESTAMP = "1970-01-01T00:00:00.000000Z"
@@ -143,9 +144,10 @@ def validate_event(payload: Any) -> dict[str, Any]:
         raise PoisonRecord(f"event_timestamp {str(stamp)[:64]!r} is not an ISO 8601 timestamp") from None
     if event["event_timestamp"] < EARLIEST_TIMESTAMP:
         raise PoisonRecord(f"event_timestamp {event['event_timestamp']} is before 1970")
-    for name, value in payload.items():
-        if isinstance(value, (dict, list)):  # a tuple: twice as fast as `dict | list` on this hot path
-            raise PoisonRecord(f"attribute {name!r} must be a number, string, boolean or null")
+    if not _SCALARS.issuperset(map(type, payload.values())):  # the common case is checked in C
+        for name, value in payload.items():
+            if isinstance(value, dict | list):
+                raise PoisonRecord(f"attribute {name!r} must be a number, string, boolean or null")
     if payload.get("event_id") in (None, ""):
         # same content, same id: a producer's retry of an id-less event is still one event
         canonical = json.dumps(event, sort_keys=True, separators=(",", ":"), default=str)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from playerguard.errors import ConfigError, DataError
+from playerguard.training.feature_columns import Features, column
 
 
 def labels_array(y: pd.Series | np.ndarray | None, rows: int) -> np.ndarray:
@@ -49,9 +50,9 @@ def check_evidence(min_evidence: Mapping[str, float]) -> dict[str, float]:
     return checked
 
 
-def has_evidence(features: pd.DataFrame, min_evidence: Mapping[str, float]) -> np.ndarray:
+def has_evidence(features: Features, min_evidence: Mapping[str, float]) -> np.ndarray:
     """Per row: every evidence feature is at least its minimum (a missing value is no evidence)."""
-    enough = np.ones(len(features), dtype=bool)
+    enough = np.ones(features.shape[0], dtype=bool)
     for feature, minimum in min_evidence.items():
-        enough &= features[feature].to_numpy(dtype="float64", na_value=np.nan) >= minimum
+        enough &= column(features, feature) >= minimum
     return enough

@@ -28,6 +28,7 @@ import skops.io as sio
 from sklearn.ensemble import IsolationForest
 
 from playerguard.errors import ConfigError, DataError
+from playerguard.training.feature_columns import Features, columns_matrix
 
 DIRECTIONS = ("high", "low", "both")
 # At most this many reference quantiles per feature are stored; below it the sorted values are exact.
@@ -97,8 +98,8 @@ class _Detector:
     def _direction_list(self) -> list[str]:
         return [self.directions.get(name, "both") for name in self.features]
 
-    def _matrix(self, X: pd.DataFrame) -> np.ndarray:
-        return X.reindex(columns=self.features).to_numpy(dtype="float64", na_value=np.nan)
+    def _matrix(self, X: Features) -> np.ndarray:
+        return columns_matrix(X, self.features)
 
     def fit(self, X: pd.DataFrame) -> Self:
         """Fit on a population frame (no labels); needs at least two rows."""
@@ -109,12 +110,12 @@ class _Detector:
         self._fit_matrix(self.units_.impute(matrix))
         return self
 
-    def deviations(self, X: pd.DataFrame) -> np.ndarray:
+    def deviations(self, X: Features) -> np.ndarray:
         """How far each feature of each row lies on its suspicious side (rows × features); here the
         directed robust z-score."""
         return self.units_.z(self._matrix(X))
 
-    def score(self, X: pd.DataFrame) -> np.ndarray:
+    def score(self, X: Features) -> np.ndarray:
         """Anomaly score per row: higher is more unusual in the suspicious directions."""
         return self._score_matrix(self.units_.impute(self._matrix(X)))
 
@@ -152,7 +153,7 @@ class TailDetector(_Detector):
         self.population_size_ = n
         self.typical_ = np.median(self._tail_matrix(matrix), axis=0)
 
-    def deviations(self, X: pd.DataFrame) -> np.ndarray:
+    def deviations(self, X: Features) -> np.ndarray:
         """Each feature's share of the score above a typical player's: −log tail probability minus its
         population median (nats). Unlike a robust z-score, it stays comparable between a feature that is
         mostly zero and one that is spread out."""

@@ -11,11 +11,11 @@ TreeSHAP, and every reason says which method produced it.
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+from playerguard.training.feature_columns import Features, columns_matrix
 
 if TYPE_CHECKING:
     import xgboost as xgb
@@ -38,25 +38,27 @@ def top_reasons(
     string per row), each reason also carries `"method"`."""
     order = np.argsort(-contributions if positive_only else -np.abs(contributions), axis=1, kind="stable")
     order = order[:, :top_k]
-    top = np.take_along_axis(contributions, order, axis=1).tolist()
-    shown = np.take_along_axis(values, order, axis=1).tolist()
-    labels = [None] * len(top) if methods is None else list(methods)
+    top = np.take_along_axis(contributions, order, axis=1)
+    # a feature that played no part (or, positive_only, lowered the score) explains nothing; in this order
+    # every later one is no better, so a row keeps the leading run of those that do
+    keep = top > 0.0 if positive_only else top != 0.0
+    counts = np.cumprod(keep, axis=1).sum(axis=1).tolist()
+    shown = np.take_along_axis(values, order, axis=1)
+    shown = np.where(np.isnan(shown), None, shown).tolist()  # NaN: undefined feature
+    labels = [None] * len(counts) if methods is None else list(methods)
     reasons: list[list[dict]] = []
-    for columns, row_contributions, row_values, method in zip(order.tolist(), top, shown, labels, strict=True):
-        row_reasons = []
-        for column, contribution, value in zip(columns, row_contributions, row_values, strict=True):
-            if not (contribution > 0.0 if positive_only else contribution != 0.0):
-                break  # a feature that played no part (or, positive_only, lowered the score) explains nothing
-            reason = {
-                "kind": "feature",
-                "name": names[column],
-                "value": None if math.isnan(value) else value,  # NaN: undefined feature
-                "contribution": contribution,
-            }
-            if method is not None:
-                reason["method"] = method
-            row_reasons.append(reason)
-        reasons.append(row_reasons)
+    for columns, row_contributions, row_values, count, method in zip(
+        order.tolist(), top.tolist(), shown, counts, labels, strict=True
+    ):
+        row = zip(columns[:count], row_contributions[:count], row_values[:count], strict=True)
+        if method is None:
+            reasons.append(
+                [{"kind": "feature", "name": names[c], "value": v, "contribution": x} for c, x, v in row]
+            )
+        else:
+            reasons.append(
+                [{"kind": "feature", "name": names[c], "value": v, "contribution": x, "method": method} for c, x, v in row]
+            )
     return reasons
 
 
@@ -69,8 +71,11 @@ def tree_contributions(
     import xgboost as xgb
 
     def contribs(rows: np.ndarray, approx: bool) -> np.ndarray:
-        data = xgb.DMatrix(rows, feature_names=names)
-        return booster.predict(data, pred_contribs=True, approx_contribs=approx)[:, :-1]  # last column: bias
+        # no feature names: the columns are the booster's, in its order, and naming them costs more than
+        # the approximate contributions themselves
+        data = xgb.DMatrix(rows)
+        contributions = booster.predict(data, pred_contribs=True, approx_contribs=approx, validate_features=False)
+        return contributions[:, :-1]  # last column: bias
 
     if exact_rows is None:
         return contribs(matrix, approx=False), None
@@ -85,25 +90,25 @@ def tree_contributions(
 
 def shap_reasons(
     booster: xgb.Booster,
-    features: pd.DataFrame,
+    features: Features,
+    names: list[str],
     weight: float,
     top_k: int,
     exact_rows: np.ndarray | None = None,
 ) -> list[list[dict]]:
-    """Tree contributions (see `tree_contributions`), times the stacker's weight on the booster's log-odds,
-    so they are in log-odds of the combined score."""
-    names = list(features.columns)
-    values = features.to_numpy(dtype="float64")
+    """Tree contributions (see `tree_contributions`) of the features `names`, times the stacker's weight on
+    the booster's log-odds, so they are in log-odds of the combined score."""
+    values = columns_matrix(features, names)
     contributions, methods = tree_contributions(booster, values, names, exact_rows)
     return top_reasons(contributions * weight, values, names, top_k, positive_only=True, methods=methods)
 
 
 def detector_reasons(
-    detector: Any, features: pd.DataFrame, top_k: int, method: str | None = None
+    detector: Any, features: Features, top_k: int, method: str | None = None
 ) -> list[list[dict]]:
     """The detector's per-feature deviations on the suspicious side (see `inhuman_detectors`); with
     `method`, each reason carries it."""
     names = list(detector.features)
-    values = features.reindex(columns=names).to_numpy(dtype="float64", na_value=np.nan)
-    methods = None if method is None else np.full(len(features), method)
+    values = columns_matrix(features, names)
+    methods = None if method is None else np.full(features.shape[0], method)
     return top_reasons(detector.deviations(features), values, names, top_k, positive_only=True, methods=methods)

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import yaml
 
 from playerguard.errors import ConfigError
+from playerguard.training.feature_columns import Features, column
 
 _OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
     "<": operator.lt,
@@ -88,14 +88,13 @@ class Rule:
         available = set(columns)
         return all(name in available for name in self.features)
 
-    def fires(self, frame: pd.DataFrame) -> np.ndarray:
+    def fires(self, frame: Features) -> np.ndarray:
         """Boolean per row: the rule's limit is crossed with enough evidence (NaN never fires)."""
-        values = frame[self.feature].to_numpy(dtype="float64", na_value=np.nan)
+        values = column(frame, self.feature)
         with np.errstate(invalid="ignore"):
             fired = _OPERATORS[self.op](values, self.limit) & ~np.isnan(values)
             if self.evidence_feature is not None:
-                evidence = frame[self.evidence_feature].to_numpy(dtype="float64", na_value=np.nan)
-                fired &= evidence >= self.evidence_min
+                fired &= column(frame, self.evidence_feature) >= self.evidence_min
         return fired
 
     def text(self) -> str:
@@ -186,8 +185,8 @@ def applicable_rules(rules: Sequence[Rule], columns: Iterable[str]) -> list[Rule
     return [rule for rule in rules if rule.applies_to(available)]
 
 
-def fired_matrix(rules: Sequence[Rule], frame: pd.DataFrame) -> np.ndarray:
+def fired_matrix(rules: Sequence[Rule], frame: Features) -> np.ndarray:
     """Boolean matrix (rows × rules): which rule fires on which row. Every rule must apply to `frame`."""
     if not rules:
-        return np.zeros((len(frame), 0), dtype=bool)
+        return np.zeros((frame.shape[0], 0), dtype=bool)
     return np.column_stack([rule.fires(frame) for rule in rules])

@@ -77,17 +77,17 @@ def test_the_entry_point_trains_and_writes_a_loadable_bundle(tmp_path: Path) -> 
         env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr
-    assert "inhuman_play: skipped" in completed.stdout  # no labels at all: skipped, not an error
+    assert "inhuman_play: test ROC-AUC nan" in completed.stdout  # no labels at all: trained unsupervised
 
     from playerguard.inference.bundle import load_bundle
     from playerguard.inference.scoring import score_frame
 
     bundle = load_bundle(tmp_path / "model")
-    assert set(bundle.models) == {"churn", "purchase"}
+    assert set(bundle.models) == {"inhuman_play", "churn", "purchase"}
     assert all(v.startswith("unregistered-") for v in bundle.versions.values())
     assert bundle.feature_set_name == "default"
     results = score_frame(bundle, frame.tail(10))
-    assert [sorted(r["scores"]) for r in results] == [["churn", "purchase"]] * 10
+    assert [sorted(r["scores"]) for r in results] == [["churn", "inhuman_play", "purchase"]] * 10
     reports = tmp_path / "output" / "data" / "reports"
     assert (reports / "churn" / "report" / "report.html").is_file()
     assert not (tmp_path / "output" / "data" / "playerguard" / "mlflow.db").exists()

@@ -97,6 +97,7 @@ def test_the_first_version_becomes_champion_and_its_run_records_everything(regis
     assert {a.path for a in client.list_artifacts(churn.run_id, "model")} == {
         "model/booster.json",
         "model/model.json",
+        "model/feature_set.yaml",
     }
     version = client.get_model_version("playerguard-churn", "1")
     assert version.source.endswith("/model") and version.run_id == churn.run_id
