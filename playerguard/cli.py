@@ -134,7 +134,7 @@ def demo(
 # Variables read outside the settings classes (by a command option, a data adapter or the tests).
 _OTHER_VARIABLES = frozenset(
     {"PLAYERGUARD_CS2CD_DIR", "PLAYERGUARD_SERVING_IMAGE_URI", "PLAYERGUARD_SAGEMAKER_ROLE_ARN",
-     "PLAYERGUARD_UPDATE_GOLDEN"}
+     "PLAYERGUARD_UPDATE_GOLDEN", "PLAYERGUARD_REVIEWER", "PLAYERGUARD_REVIEW_TOKEN", "PLAYERGUARD_SERVE_WORKERS"}
 )  # fmt: skip
 
 

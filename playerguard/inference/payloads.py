@@ -139,7 +139,7 @@ def shown(value: Any, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def normalise_id(value: Any) -> str | None:
+def normalize_id(value: Any) -> str | None:
     """An id as every path spells it: a string or integer, trimmed; None when it is not one or is blank."""
     if isinstance(value, bool) or not isinstance(value, str | int):
         return None
@@ -150,7 +150,7 @@ def normalise_id(value: Any) -> str | None:
 
 
 def _player_id(value: Any, where: str) -> str:
-    player = normalise_id(value)
+    player = normalize_id(value)
     if player is None:
         what = "missing" if value is None else f"{shown(value)} (not a non-blank string)"
         raise RequestError(f"{where}: player_id is {what}", "invalid_player_id")
@@ -294,7 +294,7 @@ def _parse_instances(items: list[Any], names: Sequence[str], limits: Limits) -> 
             if not own:
                 raise RequestError(f"record {row} (player {player}) has neither features nor events", "no_features")
             for event in own:
-                if "player_id" in event and normalise_id(event["player_id"]) != player:
+                if "player_id" in event and normalize_id(event["player_id"]) != player:
                     raise RequestError(
                         f"record {row}: an event of player {shown(event['player_id'])} is listed under player "
                         f"{player!r}",
@@ -316,16 +316,16 @@ def _parse_events(document: dict[str, Any], limits: Limits) -> ParsedRequest:
     events = _events_list(document["events"], "events", limits)
     _check_count(len(events), limits.max_events, "events")
     players: dict[str, None] = {}
-    normalised = []
+    normalized = []
     for i, event in enumerate(events):
         given = event.get("player_id")
         player = _player_id(given, f"events[{i}]")
         players.setdefault(player, None)
-        normalised.append(event if player is given else {**event, "player_id": player})
+        normalized.append(event if player is given else {**event, "player_id": player})
     _check_count(len(players), limits.max_records, "records")
     player_ids = list(players)
     cutoff = _cutoff(document.get("cutoff"))
-    return ParsedRequest(player_ids, {}, list(range(len(player_ids))), normalised, cutoff)
+    return ParsedRequest(player_ids, {}, list(range(len(player_ids))), normalized, cutoff)
 
 
 def _load_json(body: bytes | str) -> Any:

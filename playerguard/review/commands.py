@@ -8,7 +8,6 @@ sets an HttpOnly cookie. Put TLS in front of it (a reverse proxy) off a trusted 
 from __future__ import annotations
 
 import getpass
-import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
 
@@ -70,14 +69,9 @@ def run_console(app: Starlette, host: str, port: int, on_ready: Callable[[str], 
     """Serve `app` with uvicorn until interrupted; port 0 picks a free one (printed through `on_ready`)."""
     import uvicorn
 
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        listener.bind((host, port))
-    except OSError as error:
-        listener.close()
-        raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    from playerguard.inference.server import bind_listener
+
+    listener = bind_listener(host, port)
     bound = listener.getsockname()[1]
     if on_ready is not None:
         on_ready(f"http://{'[' + host + ']' if ':' in host else host}:{bound}")

@@ -44,7 +44,7 @@ from playerguard.stream.retries import Attempts, RetryPolicy, TransientError
 REQUIRED_FIELDS: tuple[str, ...] = ("player_id", "event_type", "event_timestamp")
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 MAX_ATTRIBUTES = 256  # keys per event, as the endpoint's Limits.max_attributes
-# the lake's TimeRange.earliest, spelt as normalise_timestamp spells it
+# the lake's TimeRange.earliest, spelt as normalize_timestamp spells it
 EARLIEST_TIMESTAMP = "1970-01-01T00:00:00.000000Z"
 
 
@@ -116,7 +116,7 @@ def _text(value: Any, name: str) -> str:
 _CANONICAL_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 
 
-def normalise_timestamp(stamp: Any) -> str:
+def normalize_timestamp(stamp: Any) -> str:
     """`format_timestamp` spelling of an ISO 8601 timestamp; one already in it is only checked (the common
     case, and a third of the cost of validating an event)."""
     if isinstance(stamp, str) and _CANONICAL_TIMESTAMP.fullmatch(stamp):
@@ -126,7 +126,7 @@ def normalise_timestamp(stamp: Any) -> str:
 
 
 def validate_event(payload: Any) -> dict[str, Any]:
-    """The event with its envelope checked and normalised, or PoisonRecord naming the problem."""
+    """The event with its envelope checked and normalized, or PoisonRecord naming the problem."""
     if not isinstance(payload, dict):
         raise PoisonRecord(f"event must be a JSON object, got {type(payload).__name__}")
     if len(payload) > MAX_ATTRIBUTES:
@@ -139,7 +139,7 @@ def validate_event(payload: Any) -> dict[str, Any]:
     event["event_type"] = _text(payload["event_type"], "event_type")
     stamp = payload["event_timestamp"]
     try:
-        event["event_timestamp"] = normalise_timestamp(stamp)
+        event["event_timestamp"] = normalize_timestamp(stamp)
     except (TypeError, ValueError):
         raise PoisonRecord(f"event_timestamp {str(stamp)[:64]!r} is not an ISO 8601 timestamp") from None
     if event["event_timestamp"] < EARLIEST_TIMESTAMP:

@@ -4,6 +4,7 @@ players with no repeat purchase, and its predictions behave as the model says th
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from playerguard.errors import DataError
@@ -74,8 +75,7 @@ def test_impossible_histories_are_refused() -> None:
         BGNBD().p_alive([1], [1.0], [2.0])
 
 
-def _btyd_frame(players: int, cutoffs: int, seed: int) -> "pd.DataFrame":
-    import pandas as pd
+def _btyd_frame(players: int, cutoffs: int, seed: int) -> pd.DataFrame:
 
     frames = []
     for k in range(cutoffs):
