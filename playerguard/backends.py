@@ -42,6 +42,9 @@ IMPLEMENTATIONS: dict[str, dict[Port, str]] = {
 needs one starts the local server (or names one with PLAYERGUARD_ENDPOINT_URL)."""
 
 _HTTP_ENDPOINT = "playerguard.stream.endpoint:HttpEndpoint"
+_SOURCE_MAPPING = "playerguard.features.sources:load_source_mapping"
+_LOCAL_ICEBERG_RESULTS = "playerguard.inference.iceberg_results:LocalIcebergResults"
+"""Locally, results go back as Iceberg tables when the source the settings read is an Iceberg table."""
 
 
 def _load(path: str) -> Any:
@@ -72,9 +75,7 @@ class Backend:
     def sql_engine(self, **options: Any) -> Any:
         """The SQL engine (`features.engines.SqlEngine`), reading through the settings' source mapping."""
         if self.settings.source_mapping and "source" not in options:
-            from playerguard.features.sources import load_source_mapping
-
-            options["source"] = load_source_mapping(self.settings.source_mapping)
+            options["source"] = _load(_SOURCE_MAPPING)(self.settings.source_mapping)
         return self._build("sql_engine", **options)
 
     def online_store(self, **options: Any) -> Any:
@@ -87,6 +88,9 @@ class Backend:
 
     def results_store(self, **options: Any) -> Any:
         """Where scores and flags are written back (`inference.results_store.ResultsStore`)."""
+        if self.name == "local" and self.settings.source_mapping:
+            if _load(_SOURCE_MAPPING)(self.settings.source_mapping).format == "iceberg":
+                return _load(_LOCAL_ICEBERG_RESULTS).from_settings(self.settings, **options)
         return self._build("results_store", **options)
 
     def catalog(self, mapping: Any, **options: Any) -> Any:

@@ -50,10 +50,12 @@ _COMMANDS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-# (module, attribute, name) of a command mounted on a sub-app defined in a lower layer: `lake info` also
-# describes a studio's own table, which takes the features layer's SQL.
-_SUB_APP_COMMANDS: dict[str, tuple[str, str, str]] = {
-    "lake": ("playerguard.features.source_commands", "lake_info_command", "info"),
+# Commands mounted on a sub-app defined in a lower layer, because they need a higher one: `lake info` also
+# describes a studio's own table (the features layer's SQL); `features training-set --as-of-run` reads the
+# recipe a training run recorded (the registry). Per sub-app: (module, attribute, name).
+_SUB_APP_COMMANDS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "lake": (("playerguard.features.source_commands", "lake_info_command", "info"),),
+    "features": (("playerguard.training.commands", "training_set_command", "training-set"),),
 }
 
 
@@ -61,11 +63,10 @@ def _mount() -> None:
     if app.registered_groups:  # mounted already (a second call in one process)
         return
     for module, attribute, name in _SUB_APPS:
-        if name in _SUB_APP_COMMANDS:
-            command_module, command, command_name = _SUB_APP_COMMANDS[name]
-            sub_app = getattr(importlib.import_module(module), attribute)
+        sub_app = getattr(importlib.import_module(module), attribute)
+        for command_module, command, command_name in _SUB_APP_COMMANDS.get(name, ()):
             sub_app.command(command_name)(getattr(importlib.import_module(command_module), command))
-        app.add_typer(getattr(importlib.import_module(module), attribute), name=name)
+        app.add_typer(sub_app, name=name)
     for module, attribute, name in _COMMANDS:
         app.command(name)(getattr(importlib.import_module(module), attribute))
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -32,7 +32,14 @@ from playerguard.features.labels import (
 )
 from playerguard.features.profile import LakeProfile, event_type_counts
 from playerguard.features.profile import profile_lake as read_profile
-from playerguard.features.rebuild import attach_recipe, lake_version_of
+from playerguard.features.rebuild import (
+    TrainingSetRecipe,
+    attach_recipe,
+    feature_set_of_recipe,
+    labels_digest,
+    lake_version_of,
+)
+from playerguard.features.sources import parse_source_mapping
 from playerguard.features.spec import FeatureSet
 from playerguard.features.spec import load_feature_set as load_named_feature_set
 from playerguard.features.suggest import AUTO, Suggestion, suggest_feature_set
@@ -249,3 +256,44 @@ def build_training_set(
         )
     attach_recipe(frame, eng, version, ordered, horizon_days, lookback_days, fs, strategy, inhuman)
     return frame
+
+
+def rebuild_training_set(
+    settings: Settings,
+    recipe: TrainingSetRecipe,
+    *,
+    feature_set: FeatureSet | None = None,
+    engine: Any = None,
+) -> pd.DataFrame:
+    """The training set `recipe` describes, read from the lake version it records: on DuckDB (local), or on
+    Athena for an Iceberg source (time travel to the snapshot); `engine` defaults to the settings' backend.
+
+    DataError, saying why, when those rows cannot be read again."""
+    fs = feature_set or feature_set_of_recipe(recipe)
+    if fs.hash != recipe.feature_set_hash:
+        raise DataError(f"feature set {fs.name} is not the one the training set was built with")
+    if labels_digest(load_inhuman_labels(settings)) != recipe.labels_digest:
+        raise DataError(
+            "the inhuman-play labels (ground truth and label files under the home directory) changed since "
+            "the training set was built; its label_inhuman_play column cannot be rebuilt"
+        )
+    source = (
+        parse_source_mapping(recipe.source_mapping, "recorded source mapping")
+        if recipe.source_mapping
+        else None
+    )
+    made = engine is None
+    engine = engine or backend_for(settings).sql_engine(source=source, lake_version=recipe.lake)
+    try:
+        return build_training_set(
+            settings,
+            [datetime.fromisoformat(c) for c in recipe.cutoffs],
+            horizon_days=recipe.horizon_days,
+            lookback_days=recipe.lookback_days,
+            feature_set=fs,
+            strategy=recipe.strategy,  # type: ignore[arg-type]
+            engine=engine,
+        )
+    finally:
+        if made and hasattr(engine, "close"):
+            engine.close()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -119,14 +118,11 @@ def _lake(settings: Settings) -> tuple[dict[str, int], list[str]] | None:
 def check_before_training(
     settings: Settings, training_set: pd.DataFrame, feature_set: Any, models: Sequence[str]
 ) -> Any:
-    """The feature set, loaded (`auto` derived from the lake of `settings`), after checking it against the
-    lake: one warning for what the lake lacks; a DataError for a churn/purchase label with a single class.
-    A feature set that is None or not a name, path or FeatureSet is returned unchecked."""
-    if not isinstance(feature_set, (str, Path, FeatureSet)):
+    """Check a loaded feature set against the lake: one warning for what the lake lacks; a DataError for a
+    churn/purchase label with a single class. Anything but a FeatureSet is returned unchecked."""
+    if not isinstance(feature_set, FeatureSet):
         return feature_set
-    from playerguard.features.api import load_feature_set  # the API builds training sets with these checks
-
-    fs = load_feature_set(feature_set, settings)
+    fs = feature_set
     lake = _lake(settings)
     if lake is not None:
         warn_missing(fs, *lake)

@@ -14,7 +14,6 @@ from playerguard.command_options import (
     CutoffOption,
     FeatureSetOption,
     HomeOption,
-    HorizonOption,
     LookbackOption,
     parse_cutoff,
     settings_for,
@@ -26,7 +25,6 @@ from playerguard.output import working
 if TYPE_CHECKING:
     import pandas as pd
 
-    from playerguard.settings import Settings
 
 app = typer.Typer(help="Build point-in-time player features and training sets.", no_args_is_help=True)
 
@@ -55,7 +53,8 @@ def cutoff_list(cutoffs: str | None, every: str | None, start: str | None, end: 
     return result
 
 
-def _write(frame: pd.DataFrame, out: Path) -> None:
+def write_frame(frame: pd.DataFrame, out: Path) -> None:
+    """Write `frame` as Parquet at `out`, making its directory."""
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(out, index=False)
 
@@ -95,83 +94,12 @@ def build_command(
         )
     described = f"{len(frame):,} players x {len(fs.feature_names)} features (feature set {fs.name}, hash {fs.hash[:12]})"
     if out is not None:
-        _write(frame, out)
+        write_frame(frame, out)
         typer.echo(f"wrote {described} to {out}")
     else:
         typer.echo(f"built {described}")
     if snapshot:
         typer.echo(f"online snapshot: {materialize_snapshot(settings, frame)}")
-
-
-@app.command("training-set")
-def training_set_command(
-    out: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
-    cutoffs: Annotated[str | None, typer.Option("--cutoffs", help="Comma-separated cutoffs.")] = None,
-    cutoff_every: Annotated[
-        str | None, typer.Option("--cutoff-every", help="Step between cutoffs, e.g. 7d.")
-    ] = None,
-    start: Annotated[str | None, typer.Option("--from", help="First cutoff (with --cutoff-every).")] = None,
-    end: Annotated[
-        str | None, typer.Option("--to", help="Last possible cutoff (with --cutoff-every).")
-    ] = None,
-    horizon: HorizonOption = "14d",
-    lookback: LookbackOption = "28d",
-    feature_set: FeatureSetOption = "default",
-    strategy: Annotated[
-        str | None,
-        typer.Option(help="per_cutoff or one_query (default: per_cutoff locally, one_query on Athena)."),
-    ] = None,
-    as_of_run: Annotated[
-        str | None,
-        typer.Option(
-            "--as-of-run",
-            help="Rebuild exactly the training set this MLflow run trained on, from the lake version it "
-            "recorded (cutoffs, horizon, lookback and feature set come from the run).",
-        ),
-    ] = None,
-    home: HomeOption = None,
-) -> None:
-    """Features and labels (churn, purchase, inhuman play) for every player at every cutoff."""
-    from playerguard.features.api import build_training_set, load_feature_set
-    from playerguard.features.cutoffs import check_cutoff
-
-    settings = settings_for(home)
-    if as_of_run is not None:
-        _write_as_of_run(settings, as_of_run, out, [cutoffs, cutoff_every, start, end])
-        return
-    chosen = cutoff_list(cutoffs, cutoff_every, start, end)
-    horizon_days, lookback_days = parse_days(horizon, "--horizon"), parse_days(lookback, "--lookback")
-    for moment in (chosen[0], chosen[-1]):
-        check_cutoff(settings, moment, lookback_days=lookback_days, horizon_days=horizon_days)
-    fs = load_feature_set(feature_set, settings)
-    with working(f"building the training set at {len(chosen)} cutoffs"):
-        frame = build_training_set(
-            settings,
-            chosen,
-            horizon_days=horizon_days,
-            lookback_days=lookback_days,
-            feature_set=fs,
-            strategy=strategy,  # type: ignore[arg-type]
-        )
-    _write(frame, out)
-    typer.echo(f"wrote {len(frame):,} rows ({len(chosen)} cutoffs, feature set {fs.name}) to {out}")
-    for column in ("label_churn", "label_purchase", "label_inhuman_play"):
-        known = frame[column].notna().sum()
-        positives = int(frame[column].sum()) if known else 0
-        typer.echo(f"  {column}: {known:,} labelled, {positives:,} positive")
-
-
-def _write_as_of_run(settings: Settings, run_id: str, out: Path, cutoff_options: list[str | None]) -> None:
-    """`training-set --as-of-run`: the run's training set, rebuilt from its recorded recipe, to `out`."""
-    from playerguard.training.rebuild import recorded_recipe, training_set_as_of_run
-
-    if any(option is not None for option in cutoff_options):
-        raise ConfigError("--as-of-run takes the cutoffs from the run: leave out --cutoffs, --cutoff-every, --from, --to")
-    recipe = recorded_recipe(settings, run_id)
-    with working(f"rebuilding the training set of run {run_id}"):
-        frame = training_set_as_of_run(settings, run_id)
-    _write(frame, out)
-    typer.echo(f"wrote {len(frame):,} rows to {out}: the training set of run {run_id} ({recipe.describe()})")
 
 
 @app.command("sql")

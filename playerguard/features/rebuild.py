@@ -22,9 +22,7 @@ import pandas as pd
 
 from playerguard.errors import ConfigError, DataError
 from playerguard.features.lake_version import LakeVersion
-from playerguard.features.sources import parse_source_mapping
 from playerguard.features.spec import FeatureSet, load_feature_set
-from playerguard.settings import Settings
 
 RECIPE_ATTR = "playerguard.training_set"
 RECIPE_VERSION = 1
@@ -118,7 +116,7 @@ def recipe_of(frame: pd.DataFrame) -> TrainingSetRecipe | None:
     return TrainingSetRecipe.from_json(text) if text else None
 
 
-def _feature_set(recipe: TrainingSetRecipe) -> FeatureSet:
+def feature_set_of_recipe(recipe: TrainingSetRecipe) -> FeatureSet:
     candidates = [c for c in (recipe.feature_set_path, recipe.feature_set) if c]
     for candidate in candidates:
         if candidate == recipe.feature_set_path and not Path(candidate).is_file():
@@ -134,48 +132,3 @@ def _feature_set(recipe: TrainingSetRecipe) -> FeatureSet:
             f"recorded {recipe.feature_set_hash[:12]}); pass the feature set it was built with"
         )
     raise DataError(f"feature set {recipe.feature_set} (hash {recipe.feature_set_hash[:12]}) cannot be found")
-
-
-def rebuild_training_set(
-    settings: Settings,
-    recipe: TrainingSetRecipe,
-    *,
-    feature_set: FeatureSet | None = None,
-    engine: Any = None,
-) -> pd.DataFrame:
-    """The training set `recipe` describes, read from the lake version it records: on DuckDB (local), or on
-    Athena for an Iceberg source (time travel to the snapshot); `engine` defaults to the settings' backend.
-
-    DataError, saying why, when those rows cannot be read again."""
-    from playerguard.backends import backend_for
-    from playerguard.features.api import build_training_set
-    from playerguard.features.labels import load_inhuman_labels
-
-    fs = feature_set or _feature_set(recipe)
-    if fs.hash != recipe.feature_set_hash:
-        raise DataError(f"feature set {fs.name} is not the one the training set was built with")
-    if labels_digest(load_inhuman_labels(settings)) != recipe.labels_digest:
-        raise DataError(
-            "the inhuman-play labels (ground truth and label files under the home directory) changed since "
-            "the training set was built; its label_inhuman_play column cannot be rebuilt"
-        )
-    source = (
-        parse_source_mapping(recipe.source_mapping, "recorded source mapping")
-        if recipe.source_mapping
-        else None
-    )
-    made = engine is None
-    engine = engine or backend_for(settings).sql_engine(source=source, lake_version=recipe.lake)
-    try:
-        return build_training_set(
-            settings,
-            [datetime.fromisoformat(c) for c in recipe.cutoffs],
-            horizon_days=recipe.horizon_days,
-            lookback_days=recipe.lookback_days,
-            feature_set=fs,
-            strategy=recipe.strategy,  # type: ignore[arg-type]
-            engine=engine,
-        )
-    finally:
-        if made and hasattr(engine, "close"):
-            engine.close()

@@ -38,15 +38,7 @@ class LocalResults:
         self.root = Path(lake_root)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Any:
-        """The lake directory's tables; Iceberg tables when the source mapping reads an Iceberg table."""
-        if settings.source_mapping:
-            from playerguard.features.sources import load_source_mapping
-
-            if load_source_mapping(settings.source_mapping).format == "iceberg":
-                from playerguard.inference.iceberg_results import LocalIcebergResults
-
-                return LocalIcebergResults.from_settings(settings)
+    def from_settings(cls, settings: Settings) -> LocalResults:
         return cls(settings.lake_dir)
 
     def table_dir(self, table: str) -> Path:

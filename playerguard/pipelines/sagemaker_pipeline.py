@@ -1,6 +1,6 @@
 """The SageMaker Pipeline: the steps of `steps.py` as SageMaker jobs (sagemaker SDK 3.x).
 
-BuildFeatures (processing, Athena) → Train (training job, `playerguard.training.sagemaker_entry`, writes the
+BuildFeatures (processing, Athena) → Train (training job, `playerguard.pipelines.training_job`, writes the
 bundle as model.tar.gz) → Evaluate (processing: held-out metrics into the `evaluation.json` PropertyFile,
 drift) → QualityGate (ConditionStep: the lowest held-out ROC-AUC ≥ MinRocAuc) → Register (ModelStep into
 a model package group) or QualityGateFailed (FailStep).
@@ -26,7 +26,7 @@ from playerguard.errors import ConfigError
 from playerguard.pipelines.steps import EVALUATION_FILE
 from playerguard.settings import Settings
 
-ENTRY_MODULE = "playerguard.training.sagemaker_entry"
+ENTRY_MODULE = "playerguard.pipelines.training_job"
 STEP_SCRIPTS = ("build_features.py", "evaluate.py")
 SAGEMAKER_STEPS = ("BuildFeatures", "Train", "Evaluate", "QualityGate", "Register", "QualityGateFailed")
 # Not imported inside the jobs: the SDK, the Lambda toolkit, and MLflow unless the jobs track (see below).

@@ -3,7 +3,7 @@
 The local runner (`local_runner.py`) runs these functions in order with caching. The SageMaker Pipeline
 (`sagemaker_pipeline.py`) runs each step inside the SageMaker step named by `sagemaker_step`: processing
 jobs call the same functions through the thin scripts in `step_scripts/`; the training job runs
-`playerguard.training.sagemaker_entry`, which trains and writes the bundle; the quality gate is a
+`playerguard.pipelines.training_job`, which trains and writes the bundle; the quality gate is a
 ConditionStep on the evaluation's PropertyFile; registration is a ModelStep into a model package group.
 A step function reads upstream outputs from `context.inputs[<step>]` and writes only into
 `context.output_dir`.

@@ -1,4 +1,4 @@
-"""`playerguard train` and `playerguard models list|promote`."""
+"""`playerguard train`, `playerguard models list|promote` and `playerguard features training-set`."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from playerguard.durations import parse_days
 from playerguard.errors import ConfigError
 from playerguard.model_names import MODEL_NAMES
 from playerguard.output import render_rows, working
+from playerguard.settings import Settings
 from playerguard.training.gate import DEFAULT_MIN_ROC_AUC
 
 models_app = typer.Typer(help="List registered models; promote a version to champion (or roll back).")
@@ -141,3 +142,79 @@ def promote_command(
     typer.echo(
         f"{moved['name']}: champion is now version {moved['version']} (was {moved.get('previous_version') or 'none'})"
     )
+
+
+# `features training-set`, mounted on the features commands by the command line: with --as-of-run it reads
+# the recipe a training run recorded in the registry, which lives in this layer.
+def training_set_command(
+    out: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
+    cutoffs: Annotated[str | None, typer.Option("--cutoffs", help="Comma-separated cutoffs.")] = None,
+    cutoff_every: Annotated[
+        str | None, typer.Option("--cutoff-every", help="Step between cutoffs, e.g. 7d.")
+    ] = None,
+    start: Annotated[str | None, typer.Option("--from", help="First cutoff (with --cutoff-every).")] = None,
+    end: Annotated[
+        str | None, typer.Option("--to", help="Last possible cutoff (with --cutoff-every).")
+    ] = None,
+    horizon: HorizonOption = "14d",
+    lookback: LookbackOption = "28d",
+    feature_set: FeatureSetOption = "default",
+    strategy: Annotated[
+        str | None,
+        typer.Option(help="per_cutoff or one_query (default: per_cutoff locally, one_query on Athena)."),
+    ] = None,
+    as_of_run: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of-run",
+            help="Rebuild exactly the training set this MLflow run trained on, from the lake version it "
+            "recorded (cutoffs, horizon, lookback and feature set come from the run).",
+        ),
+    ] = None,
+    home: HomeOption = None,
+) -> None:
+    """Features and labels (churn, purchase, inhuman play) for every player at every cutoff."""
+    from playerguard.features.api import build_training_set, load_feature_set
+    from playerguard.features.commands import cutoff_list, write_frame
+    from playerguard.features.cutoffs import check_cutoff
+
+    settings = settings_for(home)
+    if as_of_run is not None:
+        _write_as_of_run(settings, as_of_run, out, [cutoffs, cutoff_every, start, end])
+        return
+    chosen = cutoff_list(cutoffs, cutoff_every, start, end)
+    horizon_days, lookback_days = parse_days(horizon, "--horizon"), parse_days(lookback, "--lookback")
+    for moment in (chosen[0], chosen[-1]):
+        check_cutoff(settings, moment, lookback_days=lookback_days, horizon_days=horizon_days)
+    fs = load_feature_set(feature_set, settings)
+    with working(f"building the training set at {len(chosen)} cutoffs"):
+        frame = build_training_set(
+            settings,
+            chosen,
+            horizon_days=horizon_days,
+            lookback_days=lookback_days,
+            feature_set=fs,
+            strategy=strategy,  # type: ignore[arg-type]
+        )
+    write_frame(frame, out)
+    typer.echo(f"wrote {len(frame):,} rows ({len(chosen)} cutoffs, feature set {fs.name}) to {out}")
+    for column in ("label_churn", "label_purchase", "label_inhuman_play"):
+        known = frame[column].notna().sum()
+        positives = int(frame[column].sum()) if known else 0
+        typer.echo(f"  {column}: {known:,} labelled, {positives:,} positive")
+
+
+def _write_as_of_run(settings: Settings, run_id: str, out: Path, cutoff_options: list[str | None]) -> None:
+    """`training-set --as-of-run`: the run's training set, rebuilt from its recorded recipe, to `out`."""
+    from playerguard.features.commands import write_frame
+    from playerguard.training.rebuild import recorded_recipe, training_set_as_of_run
+
+    if any(option is not None for option in cutoff_options):
+        raise ConfigError(
+            "--as-of-run takes the cutoffs from the run: leave out --cutoffs, --cutoff-every, --from, --to"
+        )
+    recipe = recorded_recipe(settings, run_id)
+    with working(f"rebuilding the training set of run {run_id}"):
+        frame = training_set_as_of_run(settings, run_id)
+    write_frame(frame, out)
+    typer.echo(f"wrote {len(frame):,} rows to {out}: the training set of run {run_id} ({recipe.describe()})")

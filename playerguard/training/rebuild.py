@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from playerguard.features.rebuild import TrainingSetRecipe, rebuild_training_set
+from playerguard.features.api import rebuild_training_set
+from playerguard.features.rebuild import TrainingSetRecipe
 from playerguard.features.spec import FeatureSet
 from playerguard.settings import Settings
 from playerguard.training.tracking import Tracker

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from playerguard.errors import ConfigError, DataError
+from playerguard.features.api import load_feature_set
 from playerguard.features.checks import check_before_training
 from playerguard.model_names import MODEL_NAMES
 from playerguard.settings import Settings
@@ -56,8 +57,6 @@ def _feature_set_identity(feature_set: Any, training_set: pd.DataFrame) -> tuple
     if feature_set is None:
         return None, None
     if not hasattr(feature_set, "hash"):
-        from playerguard.features.api import load_feature_set
-
         feature_set = load_feature_set(feature_set)
     defined = set(getattr(feature_set, "feature_names", ()) or ())
     unknown = [c for c in feature_columns(training_set) if c not in defined]
@@ -257,6 +256,8 @@ def train(
         raise DataError("the training set is empty")
     if "cutoff" not in training_set.columns:
         raise DataError("the training set has no 'cutoff' column")
+    if isinstance(feature_set, str | Path):
+        feature_set = load_feature_set(feature_set, settings)  # `auto` is derived from this lake
     feature_set = check_before_training(settings, training_set, feature_set, models)
     identity = _feature_set_identity(feature_set, training_set)
     btyd_inputs = _btyd_inputs(feature_set)

@@ -18,11 +18,11 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from playerguard.features.api import build_training_set
+from playerguard.features.api import build_training_set, rebuild_training_set
 from playerguard.features.catalogs import GlueCatalog
 from playerguard.features.engines import AthenaEngine, transpile_to_duckdb
 from playerguard.features.glue_iceberg import glue_iceberg_table
-from playerguard.features.rebuild import rebuild_training_set, recipe_of
+from playerguard.features.rebuild import recipe_of
 from playerguard.features.sources import load_source_mapping
 from playerguard.settings import Settings
 from playerguard.simulator.game import simulate

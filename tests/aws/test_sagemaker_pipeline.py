@@ -262,9 +262,9 @@ def test_uploaded_code_runs_the_package_entry_points(
     channels = {c["ChannelName"]: c for c in steps["Train"]["Arguments"]["InputDataConfig"]}
     drivers = _s3_names(channels["sm_drivers"]["DataSource"]["S3DataSource"]["S3Uri"])
     (train_script,) = [body.decode() for key, body in drivers.items() if key.endswith("sm_train.sh")]
-    assert "python -m playerguard.training.sagemaker_entry" in train_script
+    assert "python -m playerguard.pipelines.training_job" in train_script
     code = _s3_names(channels["code"]["DataSource"]["S3DataSource"]["S3Uri"])
-    assert any(key.endswith("/code/playerguard/training/sagemaker_entry.py") for key in code)
+    assert any(key.endswith("/code/playerguard/pipelines/training_job.py") for key in code)
     assert any(key.endswith("/code/requirements.txt") for key in code)
 
 

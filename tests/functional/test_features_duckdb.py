@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from playerguard.errors import ConfigError, DataError
@@ -229,6 +230,13 @@ def test_bad_label_file_is_a_data_error(labelled_settings: Settings) -> None:
         build_training_set(labelled_settings, [T])
 
 
+def cli_app() -> typer.Typer:
+    from playerguard.cli import _mount, app
+
+    _mount()
+    return app
+
+
 def test_cli_build_training_set_and_sql(labelled_settings: Settings, tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "features.parquet"
@@ -238,7 +246,7 @@ def test_cli_build_training_set_and_sql(labelled_settings: Settings, tmp_path: P
     train = tmp_path / "train.parquet"
     args = ["training-set", "--cutoff-every", "7d", "--from", "2026-02-15", "--to", "2026-03-01",
             "--horizon", "7d", "--out", str(train)]  # fmt: skip
-    result = runner.invoke(app, args)
+    result = runner.invoke(cli_app(), ["features", *args])  # mounted by the command line
     assert result.exit_code == 0, result.output
     assert pd.read_parquet(train)["cutoff"].nunique() == 3
     result = runner.invoke(app, ["sql", "--cutoff", "2026-03-01T06:00:00+02:00", "--feature-set", "combat"])
@@ -255,6 +263,6 @@ def test_cli_build_training_set_and_sql(labelled_settings: Settings, tmp_path: P
     result = runner.invoke(app, ["build", "--cutoff", "yesterday", "--out", str(out)])
     assert isinstance(result.exception, ConfigError) and "invalid cutoff 'yesterday'" in str(result.exception)
     result = runner.invoke(
-        app, ["training-set", "--cutoffs", "2026-02-01", "--cutoff-every", "7d", "--out", str(out)]
+        cli_app(), ["features", "training-set", "--cutoffs", "2026-02-01", "--cutoff-every", "7d", "--out", str(out)]
     )
     assert isinstance(result.exception, ConfigError)

@@ -153,7 +153,7 @@ def test_checks_warn_once_about_what_the_lake_lacks_and_name_the_label_event(
     monkeypatch.setattr(checks, "_WARNED", set())
     with caplog.at_level(logging.WARNING), pytest.raises(DataError) as error:
         training = build_training_set(renamed, [datetime(2026, 1, 27, tzinfo=UTC), CUTOFF], horizon_days=7)
-        check_before_training(renamed, training, "default", ["churn", "purchase"])
+        check_before_training(renamed, training, load_feature_set("default"), ["churn", "purchase"])
     message = str(error.value)
     assert "label_churn has a single class" in message and "event type session_start" in message
     assert "session_start is not in the lake" in message and "login (" in message and "buy (" in message
@@ -165,7 +165,7 @@ def test_checks_warn_once_about_what_the_lake_lacks_and_name_the_label_event(
 def test_checks_pass_a_fitting_set_through_loaded(simulated: tuple[Settings, pd.DataFrame]) -> None:
     settings, _ = simulated
     training = build_training_set(settings, [datetime(2026, 1, 27, tzinfo=UTC), CUTOFF], horizon_days=7)
-    fs = check_before_training(settings, training, "auto", ["churn", "purchase"])
+    fs = check_before_training(settings, training, load_feature_set("auto", settings), ["churn", "purchase"])
     assert fs.hash == suggest_features(settings).feature_set.hash
     assert check_before_training(settings, training, None, ["churn"]) is None
 

@@ -13,9 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from playerguard.errors import DataError
-from playerguard.features.api import build_training_set
+from playerguard.features.api import build_training_set, rebuild_training_set
 from playerguard.features.engines import DuckDBEngine
-from playerguard.features.rebuild import rebuild_training_set, recipe_of
+from playerguard.features.rebuild import recipe_of
 from playerguard.features.sources import load_source_mapping
 from playerguard.lake.iceberg import load_table
 from playerguard.lake.local import LocalLake
@@ -98,7 +98,8 @@ def test_a_changed_feature_set_or_labels_are_refused(tmp_path: Path) -> None:
 
 
 def test_a_tracked_run_records_its_lake_version_and_the_command_rebuilds_it(tmp_path: Path) -> None:
-    from playerguard.features.commands import app as features_app
+    from playerguard.cli import _mount
+    from playerguard.cli import app as cli
     from playerguard.training.rebuild import training_set_as_of_run
     from playerguard.training.train import train
 
@@ -117,12 +118,13 @@ def test_a_tracked_run_records_its_lake_version_and_the_command_rebuilds_it(tmp_
 
     pd.testing.assert_frame_equal(training_set_as_of_run(settings, run_id), original)
     out = tmp_path / "again.parquet"
-    args = ["training-set", "--as-of-run", run_id, "--out", str(out), "--home", str(settings.home)]
-    shown = CliRunner().invoke(features_app, args)
+    args = ["features", "training-set", "--as-of-run", run_id, "--out", str(out), "--home", str(settings.home)]
+    _mount()  # `features training-set` is mounted by the command line
+    shown = CliRunner().invoke(cli, args)
     assert shown.exit_code == 0, shown.output
     assert f"snapshot {table.current_snapshot().snapshot_id}" in shown.output
     pd.testing.assert_frame_equal(pd.read_parquet(out), original)
-    refused = CliRunner().invoke(features_app, [*args, "--cutoffs", "2026-01-05"])
+    refused = CliRunner().invoke(cli, [*args, "--cutoffs", "2026-01-05"])
     assert refused.exit_code != 0
 
 

@@ -1,4 +1,4 @@
-"""SageMaker training job entry point: `python -m playerguard.training.sagemaker_entry`.
+"""SageMaker training job entry point: `python -m playerguard.pipelines.training_job`.
 
 Reads the SageMaker environment (SM_MODEL_DIR, SM_CHANNEL_TRAIN with the training-set Parquet file(s),
 SM_OUTPUT_DATA_DIR, hyperparameters from SM_HPS or SM_HP_*), trains, and writes a model bundle into

@@ -14,7 +14,7 @@ import pytest
 from scipy.special import expit
 
 from playerguard.errors import ConfigError
-from playerguard.training.sagemaker_entry import job_config, main
+from playerguard.pipelines.training_job import job_config, main
 
 FAST = {"n_estimators": 30, "learning_rate": 0.2, "max_depth": 3, "early_stopping_rounds": 10, "n_jobs": 1}
 
@@ -73,7 +73,7 @@ def test_the_entry_point_trains_and_writes_a_loadable_bundle(tmp_path: Path) -> 
         params=json.dumps({"churn": FAST, "purchase": FAST}),
     )
     completed = subprocess.run(
-        [sys.executable, "-m", "playerguard.training.sagemaker_entry"],
+        [sys.executable, "-m", "playerguard.pipelines.training_job"],
         env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr
