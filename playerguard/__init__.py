@@ -20,10 +20,10 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     **{
         name: (_API, name)
         for name in (
-            "LocalEndpoint", "build_features", "build_training_set", "bundle", "champions", "check_source",
+            "LocalEndpoint", "ban_list", "build_features", "build_training_set", "bundle", "champions", "check_source",
             "cutoffs", "drift", "explain", "feature_sql", "flags", "ground_truth", "ingest", "lake_info",
             "models", "open_lake", "promote", "replay", "results", "review_flag", "score", "serve",
-            "simulate", "sql", "train", "write_scores",
+            "simulate", "sql", "suggest_features", "train", "write_scores",
         )
     },
     "Settings": ("playerguard.settings", "Settings"),

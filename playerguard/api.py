@@ -165,6 +165,25 @@ def lake_info(home: Home = None) -> LakeInfo:
     return summarise(_settings(home))
 
 
+def suggest_features(*, out: str | os.PathLike[str] | None = None, home: Home = None) -> Any:
+    """A feature set fitted to the lake's own event types and attributes (`features suggest`): its YAML
+    `.text` (written to `out` when given) and the parsed `.feature_set`."""
+    from playerguard.features.api import suggest_features as suggest
+
+    suggestion = suggest(_settings(home))
+    if out is not None:
+        Path(out).write_text(suggestion.text)
+    return suggestion
+
+
+def ban_list(path: str | os.PathLike[str], *, home: Home = None) -> Path:
+    """Store a ban list (player ids: CSV or Parquet with `player_id`, or one id a line) as a label table:
+    the next training treats it as positives only, the other players as unlabelled (`train --ban-list`)."""
+    from playerguard.features.labels import write_ban_list
+
+    return write_ban_list(_settings(home), Path(path))
+
+
 def ingest(
     paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     mapping: str | os.PathLike[str] | None = None,

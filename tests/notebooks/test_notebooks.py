@@ -31,6 +31,7 @@ NOTEBOOKS = (
     "03_score_review_drift.ipynb",
     "04_real_cs2_data.ipynb",
     "05_bring_your_own_lake.ipynb",
+    "06_bring_your_own_game.ipynb",
 )
 CELL_TIMEOUT_SECONDS = 300
 
