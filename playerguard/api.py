@@ -136,7 +136,7 @@ def simulate(
     home: Home = None,
 ) -> Any:
     """Simulate a game with known cheaters, bots, churners and buyers into the lake (`write_simulation`), or
-    as a Game Analytics Pipeline `raw_events` table with `layout="gap"` (`write_gap_simulation`)."""
+    as a Game Analytics Pipeline `raw_events` table: `layout="gap"` (v2, Parquet) or `"gap-v3"` (Iceberg)."""
     settings = _settings(home)
     if layout == "gap":
         from playerguard.simulator.gap_layout import write_gap_simulation
@@ -144,8 +144,14 @@ def simulate(
         return write_gap_simulation(
             settings, players=players, days=days, seed=seed, replace=replace, faults=faults
         )
+    if layout == "gap-v3":
+        from playerguard.simulator.gap_v3_layout import write_gap_v3_simulation
+
+        return write_gap_v3_simulation(
+            settings, players=players, days=days, seed=seed, replace=replace, faults=faults
+        )
     if layout != "native":
-        raise ConfigError(f"unknown layout {layout!r}; use native or gap")
+        raise ConfigError(f"unknown layout {layout!r}; use native, gap or gap-v3")
     from playerguard.simulator.writer import write_simulation
 
     return write_simulation(settings, players=players, days=days, seed=seed, replace=replace)
@@ -182,6 +188,14 @@ def ban_list(path: str | os.PathLike[str], *, home: Home = None) -> Path:
     from playerguard.features.labels import write_ban_list
 
     return write_ban_list(_settings(home), Path(path))
+
+
+def training_set_as_of_run(run_id: str, *, home: Home = None) -> pd.DataFrame:
+    """Exactly the rows training run `run_id` learnt from, read again from the lake version it recorded (an
+    Iceberg snapshot, or the Parquet files it read); a DataError says why when they cannot be."""
+    from playerguard.training.rebuild import training_set_as_of_run as rebuild
+
+    return rebuild(_settings(home), run_id)
 
 
 def ingest(

@@ -90,26 +90,9 @@ def simulate(
     home: HomeOption = None,
 ) -> None:
     """Simulate a game with known cheaters, bots, churners and buyers, and write it into the lake."""
-    from playerguard.errors import ConfigError
+    from playerguard.api import simulate as write
 
-    if layout == "gap":
-        from playerguard.simulator.gap_layout import write_gap_simulation
-
-        summary = write_gap_simulation(
-            settings_for(home), players=players, days=days, seed=seed, replace=replace, faults=faults
-        )
-    elif layout == "gap-v3":
-        from playerguard.simulator.gap_v3_layout import write_gap_v3_simulation
-
-        summary = write_gap_v3_simulation(
-            settings_for(home), players=players, days=days, seed=seed, replace=replace, faults=faults
-        )
-    elif layout == "native":
-        from playerguard.simulator.writer import write_simulation
-
-        summary = write_simulation(settings_for(home), players=players, days=days, seed=seed, replace=replace)
-    else:
-        raise ConfigError(f"unknown layout {layout!r}; use native, gap or gap-v3")
+    summary = write(players, days, seed, layout=layout, faults=faults, replace=replace, home=settings_for(home))
     typer.echo(summary)
 
 

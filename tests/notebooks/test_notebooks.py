@@ -32,6 +32,7 @@ NOTEBOOKS = (
     "04_real_cs2_data.ipynb",
     "05_bring_your_own_lake.ipynb",
     "06_bring_your_own_game.ipynb",
+    "07_gap_v3_iceberg.ipynb",
 )
 CELL_TIMEOUT_SECONDS = 300
 
