@@ -62,6 +62,10 @@ def _both_classes(labels: pd.Series) -> bool:
     return labels.nunique() == 2
 
 
+def _splits_hold_both_classes(split: OutOfTimeSplit, label: str) -> bool:
+    return all(_both_classes(part[label]) for part in (split.train, split.validation, split.test))
+
+
 def label_regime(model_name: str, labels: pd.Series) -> str:
     """How a model learns from the labels there are: "supervised" (both classes); for inhuman play, only
     with at least `MIN_INHUMAN_NEGATIVES` legitimate players labelled, else "positive_unlabelled" (cheaters
@@ -126,6 +130,11 @@ def fit_model(
     if rows.empty:
         raise DataError(f"every {label} is missing")
     split = split_by_cutoff(rows, horizon_days=horizon_days)
+    if regime == "supervised" and model_name == INHUMAN_PLAY and not _splits_hold_both_classes(split, label):
+        # A few verdicts cannot judge a model out of time: learn from the population instead, the confirmed
+        # cheaters as positives and every other player unlabelled.
+        rows, regime = training_set, "positive_unlabelled"
+        split = split_by_cutoff(rows, horizon_days=horizon_days)
     parts = (("training", split.train), ("validation", split.validation), ("test", split.test))
     for part, frame in parts if regime == "supervised" else ():
         if not _both_classes(frame[label]):
