@@ -3,9 +3,9 @@
     .venv/bin/python bench/eval_baselines_simulated.py [--players 2000] [--days 70] [--seeds 7 8 9]
 
 For each seed: a simulated game, a training set at weekly cutoffs (14-day horizon), and every candidate a
-run fits — the boosted model, the logistic recency/frequency baseline and, where the feature set has its
-inputs (`features suggest` writes them; the hand-written default set has no days-since-first purchase or
-lifetime session count), BG/NBD — judged on the same held-out last cutoff: ROC-AUC, PR-AUC, Brier.
+run fits — the boosted model, the logistic recency/frequency baseline and BG/NBD (both sets carry its inputs:
+lifetime count, days since the last and since the first event of the label's type) — judged on the same
+held-out last cutoff: ROC-AUC, PR-AUC, Brier.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from playerguard.features.engines import DuckDBEngine
 from playerguard.features.source_check import check_source
 from playerguard.features.source_commands import source_app
 from playerguard.features.sources import load_source_mapping
+from playerguard.features.spec import load_feature_set
 from playerguard.inference.bundle import ModelSource, load_bundle, write_bundle
 from playerguard.inference.results_store import LocalResults
 from playerguard.inference.scoring import score_frame, scores_table
@@ -41,8 +42,8 @@ TRAINING_CUTOFFS = [datetime(2026, 1, 8, tzinfo=UTC) + timedelta(days=7 * k) for
 FAST = {"n_estimators": 40, "learning_rate": 0.2, "max_depth": 3, "early_stopping_rounds": 10, "n_jobs": 1}
 PARAMS = {"churn": FAST, "purchase": FAST, "inhuman_play": {"n_estimators": 20, "cv_folds": 2, "n_jobs": 1}}
 GAP = load_source_mapping("gap")
-TIMING = ["tenure_days", "days_since_last_event", "days_since_last_session", "days_since_last_match",
-          "days_since_last_purchase"]  # fmt: skip
+# times to the cutoff: a GAP v2 table holds whole seconds
+TIMING = [d.name for d in load_feature_set("default").definitions if d.kind in ("recency", "tenure")]
 
 
 def whole_seconds(events: pa.Table) -> pa.Table:

@@ -112,7 +112,7 @@ def test_suggestion_covers_what_the_default_set_measures(simulated: tuple[Settin
     suggested = build_features(settings, CUTOFF, feature_set=suggest_features(settings).feature_set)
     default = build_features(settings, CUTOFF)
     names = [c for c in default.columns if c not in ("player_id", "cutoff")]
-    assert len(names) == 28
+    assert len(names) == 31
     uncovered = {n for n in names if not any(_same(default[n], suggested[s]) for s in suggested.columns[2:])}
     assert uncovered == NOT_COVERED
 
@@ -149,7 +149,7 @@ def test_checks_warn_once_about_what_the_lake_lacks_and_name_the_label_event(
     assert "sessions_7d (event type session_start)" in missing
     assert "accuracy_28d (event type match_end, attribute hits, attribute shots)" in missing
     assert "labels.churn_event (event type session_start)" in missing
-    assert len([m for m in missing if not m.startswith("labels.")]) == 28 - 2  # tenure, recency of any event
+    assert len([m for m in missing if not m.startswith("labels.")]) == 31 - 2  # tenure, recency of any event
     monkeypatch.setattr(checks, "_WARNED", set())
     with caplog.at_level(logging.WARNING), pytest.raises(DataError) as error:
         training = build_training_set(renamed, [datetime(2026, 1, 27, tzinfo=UTC), CUTOFF], horizon_days=7)
