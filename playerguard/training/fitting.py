@@ -56,6 +56,7 @@ class FittedModel:
     refit_cutoffs: tuple[pd.Timestamp, ...] = ()
     excluded_test_rows: int = 0
     label_regime: str = "supervised"
+    candidate_notes: tuple[str, ...] = ()  # why a candidate the run would train is missing
 
 
 def _both_classes(labels: pd.Series) -> bool:
@@ -158,7 +159,8 @@ def fit_model(
         chosen = (*RECENCY_FREQUENCY_FEATURES, *(btyd.as_list() if btyd is not None else ()))
         baseline = get_model_class(model_name, BASELINE_KIND)(features=chosen)
         fitted.append(_fit_one(baseline, split, extra, features, label))
-        fitted += _btyd_candidate(model_name, split, btyd, horizon_days, label)
+        btyd_fitted, btyd_note = _btyd_candidate(model_name, split, btyd, horizon_days, label)
+        fitted += btyd_fitted
         reference = None
     elif regime == "supervised":  # a reference only: the same logistic regression on every feature
         reference = LogisticBaseline(features=None).fit(split.train[features], split.train[label])
@@ -196,20 +198,24 @@ def fit_model(
         refit_cutoffs=tuple(sorted(pd.unique(extra["cutoff"]))) if len(extra) else (),
         excluded_test_rows=int((~keep).sum()),
         label_regime=regime,
+        candidate_notes=(btyd_note,) if model_name in BASELINE_GATED and btyd_note else (),
     )
 
 
 def _btyd_candidate(
     model_name: str, split: OutOfTimeSplit, btyd: BTYDColumns | None, horizon_days: int | None, label: str
-) -> list[Any]:
-    """The fitted BG/NBD candidate, or none when the feature set lacks its inputs or the fit fails."""
+) -> tuple[list[Any], str]:
+    """The fitted BG/NBD candidate, or none and why: the feature set lacks its inputs, or the fit failed."""
     if btyd is None or any(c not in split.train.columns for c in btyd.as_list()):
-        return []
+        return [], (
+            "BG/NBD not trained: the feature set has no lifetime count, days since the last and days since "
+            "the first event of the label's type (`features suggest` writes them)"
+        )
     model = get_model_class(model_name, BTYD_KIND)(columns=btyd.as_list(), horizon_days=float(horizon_days or 14))
     try:
-        return [_fit_one(model, split, split.train.iloc[:0], btyd.as_list(), label)]
-    except DataError:  # e.g. too few histories: the other candidates still run
-        return []
+        return [_fit_one(model, split, split.train.iloc[:0], btyd.as_list(), label)], ""
+    except DataError as error:  # e.g. too few histories: the other candidates still run
+        return [], f"BG/NBD not trained: {error}"
 
 
 def modelled_rows(model_name: str, training_set: pd.DataFrame) -> tuple[pd.DataFrame, str]:

@@ -199,7 +199,7 @@ def _evaluate(
         importances=_importances(chosen.model, fitted.test[fitted.features]),
         split=result.split,
         target_fpr=target_fpr,
-        notes=_regime_notes(fitted, chosen.model, target_fpr) + _notes(fitted, result),
+        notes=_regime_notes(fitted, chosen.model, target_fpr) + _notes(fitted, result) + list(fitted.candidate_notes),
         btyd_metrics=candidate_metrics.get(BTYD_KIND),
     )
     return result, report, choice

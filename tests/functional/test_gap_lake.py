@@ -99,6 +99,14 @@ def test_training_scoring_and_write_back_give_the_native_figures(lakes: dict, tm
     assert results["gap"].trained == results["seconds"].trained == ["inhuman_play", "churn", "purchase"]
     for model in results["gap"].trained:
         assert results["gap"].models[model].metrics == pytest.approx(results["seconds"].models[model].metrics)
+    # The default set carries BG/NBD's inputs: the candidates side by side, or why one is missing (six buyers).
+    churn, purchase = (results["gap"].models[model] for model in ("churn", "purchase"))
+    assert set(churn.candidate_metrics) == {"xgboost", "logistic_baseline", "btyd"} and churn.choice
+    assert "| metric | model | logistic baseline | BG/NBD |" in (churn.report_path.parent / "report.md").read_text()
+    assert set(purchase.candidate_metrics) == {"xgboost", "logistic_baseline"}
+    assert "BG/NBD not trained: BG/NBD needs the histories of at least 10 players, got 6" in (
+        purchase.report_path.parent / "report.md"
+    ).read_text()
 
     trained = results["gap"]
     sources = [ModelSource(name, trained.models[name].model_dir) for name in trained.trained]
