@@ -22,7 +22,13 @@ import pandas as pd
 from playerguard.backends import backend_for
 from playerguard.errors import ConfigError, DataError
 from playerguard.features.checks import warn_missing
-from playerguard.features.compiler import CompiledQuery, check_days, compile_features, normalize_cutoff
+from playerguard.features.compiler import (
+    CompiledQuery,
+    PlayerKeyCollision,
+    check_days,
+    compile_features,
+    normalize_cutoff,
+)
 from playerguard.features.engines import AthenaEngine, SqlEngine
 from playerguard.features.labels import (
     attach_labels,
@@ -116,7 +122,12 @@ def _engine(settings: Settings, engine: SqlEngine | None) -> Iterator[SqlEngine]
 
 
 def _run(engine: SqlEngine, query: CompiledQuery) -> pd.DataFrame:
-    return query.finalize(engine.query(query.sql, query.params))
+    try:
+        return query.finalize(engine.query(query.sql, query.params))
+    except PlayerKeyCollision:
+        if query.exact is None:
+            raise
+        return _run(engine, query.exact)
 
 
 def feature_query(
@@ -140,6 +151,7 @@ def feature_query(
         columns=columns,
         database=database,
         table=table,
+        player_key=True,
     )
 
 
@@ -167,6 +179,7 @@ def build_features(
             columns=eng.column_types(),
             database=eng.database,
             table=eng.table,
+            player_key=True,
         )
         return _run(eng, query)
 
@@ -202,6 +215,7 @@ def _labelled(
         database=engine.database,
         table=engine.table,
         warn_missing=False,  # build_training_set reports everything missing in one warning
+        player_key=True,
     )
     outcomes = compile_outcomes(
         fs.labels, cutoffs, horizon_days, database=engine.database, table=engine.table

@@ -16,6 +16,11 @@ window function over successive events). Trino inlines CTEs; DuckDB is told to (
 
 Recency and tenure need the cutoff inside an expression, which a parameter cannot be: the query returns
 the epoch seconds of the last/first event and `CompiledQuery.finalize` turns them into days.
+
+With `player_key`, the holistic and gap CTEs group, partition and join on a 64-bit hash of the player id
+(PLAYER_KEY; DuckDB's `hash` locally) instead of the string, which is cheaper. The main aggregation keeps
+the string, so the key is exact only if no two of its players share a hash: the query returns the key and
+`finalize` raises `PlayerKeyCollision` otherwise; `CompiledQuery.exact` is then the same query on the string.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from playerguard.errors import ConfigError
+from playerguard.errors import ConfigError, DataError
 from playerguard.features.spec import HOLISTIC_KINDS, NUMERIC_KINDS, FeatureDefinition, FeatureSet, Selection
 from playerguard.lake.envelope import NUMBER, STRING, check_identifier
 
@@ -45,6 +50,12 @@ ACTIVE_COLUMN = "_active_in_lookback"
 _OPS = {"eq": "=", "ne": "<>", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "in": "IN", "not_in": "NOT IN"}
 _EPOCH_KINDS = frozenset({"recency", "tenure"})
 GAP_KINDS = frozenset({"gap_cv", "gap_mean"})
+PLAYER_KEY = "from_big_endian_64(xxhash64(to_utf8(player_id)))"
+KEY_COLUMN = "_player_key"
+
+
+class PlayerKeyCollision(DataError):
+    """Two players of one cutoff share a hashed key: the keyed query's holistic and gap values are unusable."""
 
 
 def normalize_cutoff(cutoff: datetime) -> datetime:
@@ -94,9 +105,16 @@ class CompiledQuery:
     feature_names: tuple[str, ...]
     epoch_features: tuple[str, ...] = ()
     internal_columns: tuple[str, ...] = ()
+    exact: CompiledQuery | None = None  # the query on the string player id, when this one groups on a hash
+
+    def check_key(self, raw: pd.DataFrame) -> None:
+        """Raise PlayerKeyCollision if two players of one cutoff share the hashed key (see the module doc)."""
+        if KEY_COLUMN in raw.columns and raw.duplicated(["cutoff_idx", KEY_COLUMN]).any():
+            raise PlayerKeyCollision("two player ids share a 64-bit key; run the query on the string id")
 
     def finalize(self, raw: pd.DataFrame) -> pd.DataFrame:
         """player_id, cutoff (UTC), the features as float64 (NaN where undefined), then internal columns."""
+        self.check_key(raw)
         index = raw["cutoff_idx"].astype("int64").to_numpy()
         cutoffs = pd.DatetimeIndex(list(self.cutoffs)).as_unit("us")
         epochs = np.array([c.timestamp() for c in self.cutoffs])[index]
@@ -194,8 +212,10 @@ class _Compiler:
         with_activity: bool,
         columns: Mapping[str, str] | None,
         warn_missing: bool = True,
+        player_key: bool = False,
     ) -> None:
         self.fs = feature_set
+        self.key = PLAYER_KEY if player_key else "player_id"
         self.warn_missing = warn_missing
         self.lookback_days = lookback_days
         self.active_within = active_within_days * 86400 if active_within_days else None
@@ -332,11 +352,11 @@ class _Compiler:
                 for j, (attribute, quantiles) in enumerate(group.quantiles.items())
             ]
             ctes.append(
-                f"holistic_{number} AS (\n  SELECT cutoff_idx, player_id,\n"
+                f"holistic_{number} AS (\n  SELECT cutoff_idx, {self.key} AS player_key,\n"
                 + ",\n".join(listed)
                 + "\n  FROM scoped"
                 + (f"\n  WHERE {where}" if where else "")
-                + "\n  GROUP BY cutoff_idx, player_id\n)"
+                + f"\n  GROUP BY cutoff_idx, {self.key}\n)"
             )
         return ctes
 
@@ -354,13 +374,13 @@ class _Compiler:
         stamp = "to_unixtime(event_timestamp)"
         return (
             f"gaps_{number} AS (\n"
-            "  SELECT cutoff_idx, player_id, stddev_samp(gap) / nullif(avg(gap), 0) AS gap_cv,\n"
+            "  SELECT cutoff_idx, player_key, stddev_samp(gap) / nullif(avg(gap), 0) AS gap_cv,\n"
             "    avg(gap) / 86400 AS gap_mean\n"
             "  FROM (\n"
-            f"    SELECT cutoff_idx, player_id, {stamp}\n"
-            f"      - lag({stamp}) OVER (PARTITION BY cutoff_idx, player_id ORDER BY event_timestamp) AS gap\n"
+            f"    SELECT cutoff_idx, {self.key} AS player_key, {stamp}\n"
+            f"      - lag({stamp}) OVER (PARTITION BY cutoff_idx, {self.key} ORDER BY event_timestamp) AS gap\n"
             "    FROM scoped" + (f"\n    WHERE {where}" if where else "") + "\n  ) AS successive\n"
-            "  GROUP BY cutoff_idx, player_id\n)"
+            "  GROUP BY cutoff_idx, player_key\n)"
         )
 
     def scoped(self, cutoffs: Sequence[datetime], table: str) -> tuple[str, list[str]]:
@@ -413,6 +433,7 @@ def compile_features(
     database: str = "playerguard",
     table: str = "events",
     warn_missing: bool = True,
+    player_key: bool = False,
 ) -> CompiledQuery:
     """One query computing every feature of `feature_set` for every player with an event before each cutoff.
 
@@ -420,13 +441,18 @@ def compile_features(
     read as NULL, each with a warning unless `warn_missing` is False (the caller reports them). With
     `active_within_days`, only players with an event in that many days before the cutoff
     are returned. `with_activity` adds the internal column ACTIVE_COLUMN (for the churn label).
+    `player_key` groups the holistic and gap CTEs on a hashed key (see the module doc; ignored with
+    `active_within_days`, whose dropped players could share a key unseen).
     """
     check_days(lookback_days, "lookback")
     check_days(active_within_days, "active_within", allow_none=True)
     if not cutoffs:
         raise ConfigError("at least one cutoff is needed")
     cutoffs = tuple(normalize_cutoff(c) for c in cutoffs)
-    compiler = _Compiler(feature_set, lookback_days, active_within_days, with_activity, columns, warn_missing)
+    keyed = player_key and active_within_days is None
+    compiler = _Compiler(
+        feature_set, lookback_days, active_within_days, with_activity, columns, warn_missing, keyed
+    )
     plan = compiler.plan
     aggregates, selects = [], []
     for d in feature_set.definitions:
@@ -450,11 +476,16 @@ def compile_features(
         )
     holistic, gaps = compiler.holistic_ctes(), compiler.gap_ctes()
     scoped, params = compiler.scoped(cutoffs, table_name(database, table))
-    aggregate_list = ",\n".join(["    cutoff_idx", "    player_id", *aggregates])
-    joins = [f"LEFT JOIN holistic_{i} AS h{i} ON h{i}.cutoff_idx = a.cutoff_idx AND h{i}.player_id = a.player_id"
+    joined = bool(holistic or gaps)
+    keys = ["    cutoff_idx", "    player_id"] + ([f"    {compiler.key} AS player_key"] if joined else [])
+    aggregate_list = ",\n".join([*keys, *aggregates])
+    joins = [f"LEFT JOIN holistic_{i} AS h{i} ON h{i}.cutoff_idx = a.cutoff_idx AND h{i}.player_key = a.player_key"
              for i in range(len(holistic))]  # fmt: skip
-    joins += [f"LEFT JOIN gaps_{i} AS g{i} ON g{i}.cutoff_idx = a.cutoff_idx AND g{i}.player_id = a.player_id"
+    joins += [f"LEFT JOIN gaps_{i} AS g{i} ON g{i}.cutoff_idx = a.cutoff_idx AND g{i}.player_key = a.player_key"
               for i in range(len(gaps))]  # fmt: skip
+    keyed = keyed and joined
+    if keyed:
+        selects.append(f"a.player_key AS {quote(KEY_COLUMN)}")
     sql = (
         f"WITH scoped AS (\n{scoped}\n),\n"
         f"aggregates AS (\n  SELECT\n{aggregate_list}\n  FROM scoped\n  GROUP BY cutoff_idx, player_id{having}\n)"
@@ -471,4 +502,21 @@ def compile_features(
         feature_names=tuple(feature_set.feature_names),
         epoch_features=tuple(d.name for d in feature_set.definitions if d.kind in _EPOCH_KINDS),
         internal_columns=internal,
+        exact=_exact(feature_set, cutoffs, lookback_days, with_activity, columns, database, table) if keyed else None,
     )
+
+
+def _exact(
+    feature_set: FeatureSet,
+    cutoffs: Sequence[datetime],
+    lookback_days: int,
+    with_activity: bool,
+    columns: Mapping[str, str] | None,
+    database: str,
+    table: str,
+) -> CompiledQuery:
+    """The keyed query's twin on the string player id (its warnings were given already)."""
+    return compile_features(
+        feature_set, cutoffs, lookback_days=lookback_days, with_activity=with_activity, columns=columns,
+        database=database, table=table, warn_missing=False,
+    )  # fmt: skip

@@ -56,7 +56,22 @@ def _kind_of(sql_type: str) -> str:
     return NUMBER if _NUMERIC_TYPES.match(sql_type) else STRING
 
 
+def _player_key(node: exp.Expression) -> exp.Expression | None:
+    """DuckDB's `hash(x)` for the compiler's PLAYER_KEY `from_big_endian_64(xxhash64(to_utf8(x)))`, which
+    DuckDB lacks (any 64-bit hash serves: the key is checked for collisions)."""
+    if not (isinstance(node, exp.Anonymous) and node.name.lower() == "from_big_endian_64"):
+        return None
+    inner = node.expressions[0] if len(node.expressions) == 1 else None
+    if not (isinstance(inner, exp.Anonymous) and inner.name.lower() == "xxhash64" and len(inner.expressions) == 1):
+        return None
+    utf8 = inner.expressions[0]
+    return exp.Anonymous(this="hash", expressions=[utf8.this.copy()]) if isinstance(utf8, exp.Encode) else None
+
+
 def _for_duckdb(node: exp.Expression) -> exp.Expression:
+    key = _player_key(node)
+    if key is not None:
+        return key
     if isinstance(node, exp.ApproxQuantile):
         quantiles = node.args["quantile"]
         if isinstance(quantiles, exp.Array):  # DuckDB's list literal, not an ARRAY constructor
@@ -82,7 +97,7 @@ def _for_duckdb(node: exp.Expression) -> exp.Expression:
 @lru_cache(maxsize=64)
 def transpile_to_duckdb(sql: str) -> str:
     """The DuckDB form of Athena SQL: approx_percentile made exact (quantile_cont), CTEs inlined, JSON
-    extraction and from_unixtime with Athena's semantics."""
+    extraction and from_unixtime with Athena's semantics, the player key hashed with DuckDB's `hash`."""
     tree = sqlglot.parse_one(sql, read="athena")
     return tree.transform(_for_duckdb).sql(dialect="duckdb")
 

@@ -144,6 +144,19 @@ def test_every_kind_and_operator_on_random_events(settings: Settings, seed: int)
             assert got[name].notna().any(), name
 
 
+def test_players_sharing_a_key_fall_back_to_the_exact_query(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = random_events(3)
+    append_frame(LocalLake.from_settings(settings), events, "random-3")
+    # Every player id has 3 characters: one key for all, so the keyed query's values are unusable.
+    monkeypatch.setattr("playerguard.features.compiler.PLAYER_KEY", "length(player_id)")
+    cutoff = datetime(2026, 1, 15, 9, 30, tzinfo=UTC)
+    got = build_features(settings, cutoff, feature_set=EVERY_KIND, lookback_days=4)
+    want = oracle_features(events, EVERY_KIND, cutoff, lookback_days=4)
+    assert_matches_oracle(got, want, EVERY_KIND.feature_names)
+
+
 CS2_DIR = default_data_dir()
 
 

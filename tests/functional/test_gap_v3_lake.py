@@ -106,7 +106,7 @@ def test_v3_features_equal_the_native_lakes_and_the_v2_tables(lakes: dict) -> No
 
 def test_the_sql_differs_from_v2_only_in_the_source_view_and_is_what_duckdb_runs(lakes: dict) -> None:
     fs = load_feature_set("default")
-    query = compile_features(fs, [CUTOFF], columns=GAP_V3.column_types())
+    query = compile_features(fs, [CUTOFF], columns=GAP_V3.column_types(), player_key=True)  # as build_features
     bound = {}
     for mapping in (GAP, GAP_V3):
         sql, _ = MappedSource(mapping).bind(query.sql, query.params, "playerguard", "events")

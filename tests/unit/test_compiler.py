@@ -12,7 +12,15 @@ import sqlglot
 from sqlglot import exp
 
 from playerguard.errors import ConfigError
-from playerguard.features.compiler import CompiledQuery, compile_features, literal, normalize_cutoff
+from playerguard.features.compiler import (
+    KEY_COLUMN,
+    PLAYER_KEY,
+    CompiledQuery,
+    PlayerKeyCollision,
+    compile_features,
+    literal,
+    normalize_cutoff,
+)
 from playerguard.features.engines import transpile_to_duckdb
 from playerguard.features.labels import compile_last_event, compile_outcomes
 from playerguard.features.spec import FeatureSet, LabelSpec, load_feature_set, parse_feature_set
@@ -218,3 +226,35 @@ def test_gap_statistics_of_one_selection_share_a_scan_and_active_days_count_utc_
     assert "g0.gap_cv" in query.sql and "g0.gap_mean" in query.sql and "g1.gap_mean" in query.sql
     assert 'count(DISTINCT date("event_timestamp"))' in query.sql
     assert 'CAST("EVENT_TIMESTAMP" AS DATE)' in transpile_to_duckdb(query.sql).upper()
+
+
+@pytest.mark.parametrize("dialect", ["athena", "trino"])
+def test_player_key_groups_holistic_and_gap_ctes_on_a_hash_and_duckdb_hashes_natively(dialect: str) -> None:
+    query = compile_features(load_feature_set("default"), [CUTOFF], with_activity=True, player_key=True)
+    tree = sqlglot.parse_one(query.sql, read=dialect)
+    assert f"GROUP BY cutoff_idx, {PLAYER_KEY}" in query.sql  # the percentiles' CTE
+    assert f"PARTITION BY cutoff_idx, {PLAYER_KEY}" in query.sql  # the session gaps' window
+    assert "h0.player_key = a.player_key" in query.sql and tree.selects[-1].alias == KEY_COLUMN
+    duckdb_sql = transpile_to_duckdb(query.sql)
+    assert "HASH(player_id)" in duckdb_sql and "XXHASH" not in duckdb_sql.upper()
+    assert query.exact is not None and PLAYER_KEY not in query.exact.sql
+    assert query.exact.params == query.params and query.exact.exact is None
+
+
+def test_player_key_is_not_used_when_players_are_dropped_or_nothing_is_joined() -> None:
+    # active_within drops players from the result: two of them sharing a key would go unseen.
+    active = compile_features(load_feature_set("default"), [CUTOFF], active_within_days=7, player_key=True)
+    assert PLAYER_KEY not in active.sql and active.exact is None
+    plain = compile_features(
+        small_set({"name": "n", "kind": "count"}), [CUTOFF], player_key=True
+    )
+    assert PLAYER_KEY not in plain.sql and KEY_COLUMN not in plain.sql and plain.exact is None
+
+
+def test_finalize_refuses_players_sharing_a_key() -> None:
+    query = CompiledQuery(sql="", params=(), cutoffs=(CUTOFF, CUTOFF + timedelta(days=1)), feature_names=("n",))
+    raw = pd.DataFrame({"cutoff_idx": [0, 1, 0], "player_id": ["a", "a", "b"], "n": [1.0, 2.0, 3.0]})
+    distinct = raw.assign(**{KEY_COLUMN: [7, 7, 8]})  # the same player at two cutoffs shares its key
+    assert KEY_COLUMN not in query.finalize(distinct).columns
+    with pytest.raises(PlayerKeyCollision):
+        query.finalize(raw.assign(**{KEY_COLUMN: [7, 7, 7]}))
