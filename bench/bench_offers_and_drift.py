@@ -6,6 +6,9 @@
    lake's last day with the champions. Prints how many `retention_offer` players had been inactive for more
    than 14 days (`days_since_last_event`), with the packaged policy (its churn rule has
    `where: days_since_last_event <= 7`) and, in the same run, with that condition removed — the old policy.
+   Then the daily budget: how many of the eligible offers the packaged budget admits, and the value at risk
+   the budgeted offers cover against the same number of offers chosen by churn probability alone, at the
+   packaged budget and at budgets that bind (a quarter and a half of the eligible offers).
 2. Drift: the pipeline's drift step on two consecutive weeks of the same unchanging simulated game (the
    training set's cutoffs ending a week apart): columns alerted, with the age-dependent features (tenure,
    totals over all history) reported but not alerted on, and what the alert would have said without that.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import tempfile
 from datetime import UTC, datetime, timedelta
@@ -33,11 +37,41 @@ from playerguard.settings import Settings
 from playerguard.simulator.writer import write_simulation
 
 
-def offers_to_the_inactive(settings: Settings, bundle: object, cutoff: datetime) -> tuple[int, int]:
+def offers_to_the_inactive(settings: Settings, bundle: object, cutoff: datetime) -> tuple[int, int, object]:
+    """Inactive > 14 days among the players offered, the players offered, and the scores table."""
     scores = score_cutoff(settings, cutoff, bundle=bundle)
     recency = build_features(settings, cutoff).set_index("player_id")["days_since_last_event"]
     offered = scores.table.loc[scores.table["actions"].str.contains('"retention_offer"'), "player_id"]
-    return int((recency.reindex(offered) > 14).sum()), len(offered)
+    return int((recency.reindex(offered) > 14).sum()), len(offered), scores.table
+
+
+def eligible_offers(table: object) -> list[dict]:
+    """Every retention offer the policy made at the cutoff, admitted by the budget or held back by it."""
+    taken = [a for column in ("actions", "suppressed") for text in table[column] for a in json.loads(text)]
+    return [a for a in taken if a["action"] == "retention_offer"]
+
+
+def value_covered(offers: list[dict], count: int, key: str) -> float:
+    """The value at risk of the `count` offers highest in `key` ("value_at_risk" or "score")."""
+    chosen = sorted(offers, key=lambda a: a[key], reverse=True)[:count]
+    return sum(a["value_at_risk"] for a in chosen)
+
+
+def print_budget(table: object, budget: int | None) -> None:
+    offers = eligible_offers(table)
+    admitted = sum('"retention_offer"' in text for text in table["actions"])
+    print(f"budget: the daily budget of {budget} admits {admitted} of {len(offers)} eligible retention offers")
+    nothing = sum(a["value_at_risk"] == 0 for a in offers)
+    print(f"budget: {nothing} of the {len(offers)} have no value at risk (never bought: ranked last, by churn)")
+    notes = {a.get("value_at_risk_note") for a in offers} - {None}
+    if notes:
+        print(f"budget: value at risk is {', '.join(notes)}")
+    total = sum(a["value_at_risk"] for a in offers)
+    for label, count in (("packaged", admitted), ("1/4", len(offers) // 4), ("1/2", len(offers) // 2)):
+        ranked, by_churn = value_covered(offers, count, "value_at_risk"), value_covered(offers, count, "score")
+        print(f"budget {label} ({count} offers): value at risk covered {ranked:.2f} ranked by value at risk vs "
+              f"{by_churn:.2f} by churn probability alone ({ranked / max(by_churn, 1e-12):.2f}x; "
+              f"{ranked / max(total, 1e-12):.1%} vs {by_churn / max(total, 1e-12):.1%} of all eligible)")
 
 
 def main() -> None:
@@ -57,14 +91,16 @@ def main() -> None:
     print(f"load average {os.getloadavg()}; {args.players} players x {args.days} days, seed {args.seed}")
 
     bundle = champion_bundle(settings)
-    inactive, offered = offers_to_the_inactive(settings, bundle, cutoff)
+    inactive, offered, table = offers_to_the_inactive(settings, bundle, cutoff)
     print(f"offers, packaged policy: {inactive} of {offered} retention_offer players inactive > 14 days "
           f"({inactive / max(offered, 1):.1%})")
+    print_budget(table, bundle.policy.daily_budget("churn", "retention_offer"))
     document = yaml.safe_load(default_policy_path().read_text())
     for rule in document["models"]["churn"]["rules"]:
-        rule.pop("where", None)
+        for key in ("where", "daily_budget"):  # the old policy: no condition, and every offer sent
+            rule.pop(key, None)
     old = Policy.from_dict(document, "policy without where:")
-    inactive, offered = offers_to_the_inactive(settings, dataclasses.replace(bundle, policy=old), cutoff)
+    inactive, offered, _ = offers_to_the_inactive(settings, dataclasses.replace(bundle, policy=old), cutoff)
     print(f"offers, without the condition: {inactive} of {offered} inactive > 14 days "
           f"({inactive / max(offered, 1):.1%})")
 

@@ -175,7 +175,9 @@ def write_bundle(
     from playerguard.features.spec import load_feature_set
 
     shipped = load_feature_set(feature_set.path)  # the file that ships, whatever object named it
-    policy.check_features(shipped.feature_names, shipped.name, thresholds)
+    policy.for_features(shipped.feature_names, shipped.name).check_features(
+        shipped.feature_names, shipped.name, thresholds
+    )
 
     directory = _prepare_directory(directory)
     entries: dict[str, dict[str, Any]] = {}
@@ -359,6 +361,7 @@ def _load_directory(directory: Path, shown_as: Path, expected_digest: str | None
     from playerguard.features.spec import load_feature_set
 
     feature_set = load_feature_set(directory / FEATURES_FILE)
+    policy = policy.for_features(feature_set.feature_names, feature_set.name)
     policy.check_features(feature_set.feature_names, feature_set.name, models)
     return Bundle(path=shown_as, manifest=manifest, models=models, policy=policy, feature_set=feature_set)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -60,10 +60,17 @@ class Flag:
     scored_at: str
     condition: str | None = None
     """The policy's `where:` condition that admitted the action, when its rule has one."""
+    value_at_risk: float | None = None
+    """What the player would spend and the offer tries to keep, when its rule ranks by value at risk."""
 
     @cached_property
     def event_time(self) -> datetime:
         return parse_timestamp(self.event_timestamp)
+
+    @property
+    def event_day(self) -> str:
+        """The UTC day of the event (YYYY-MM-DD): the day whose budget the flag spends."""
+        return self.event_time.date().isoformat()
 
     def to_message(self) -> dict[str, Any]:
         """The JSON-ready message body."""
@@ -80,7 +87,7 @@ class Flag:
     def from_message(cls, message: Mapping[str, Any]) -> Flag:
         """Rebuild a flag from its message body; raise FlagError when a field is missing."""
         names = cls.__dataclass_fields__
-        optional = {"condition"}  # messages from before conditions existed lack it
+        optional = {"condition", "value_at_risk"}  # messages from before these existed lack them
         missing = [name for name in names if name not in message and name not in optional]
         if missing:
             raise FlagError(f"flag message is missing {', '.join(missing)}")
@@ -141,6 +148,7 @@ def flags_from_prediction(
                 model_version=version,
                 scored_at=scored,
                 condition=taken.get("condition"),
+                value_at_risk=None if taken.get("value_at_risk") is None else float(taken["value_at_risk"]),
             )
         )
     return flags
@@ -175,5 +183,44 @@ def cooldowns_from_policy(policy: Any) -> Cooldowns:
             (model, rule.action): policy.cooldown(model, rule.action)
             for model, rules in policy.rules.items()
             for rule in rules
+        }
+    )
+
+
+def publish_order(flags: Iterable[Flag]) -> list[Flag]:
+    """The order notifiers claim flags in: those with a value at risk first, highest first (equal values by
+    score), so a daily budget buys the most value; the others by event time, so of two flags within a
+    cooldown the earlier event wins."""
+
+    def key(flag: Flag) -> tuple:
+        ranked = flag.value_at_risk is not None
+        value, score = (flag.value_at_risk, flag.score) if ranked else (0.0, 0.0)
+        return (not ranked, -value, -score, flag.event_time, flag.flag_id)
+
+    return sorted(flags, key=key)
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """How many flags of a (model, action) are sent per UTC day of event time, across all players.
+
+    Event time, as for cooldowns: a replay spends each day's budget as the live stream would have.
+    """
+
+    per_action: Mapping[tuple[str, str], int] = field(default_factory=dict)
+
+    def limit(self, model: str, action: str) -> int | None:
+        """The daily budget of (model, action), or None when it has none."""
+        return self.per_action.get((model, action))
+
+
+def budgets_from_policy(policy: Any) -> Budgets:
+    """The daily budget of every (model, action) of a `policy.Policy` that sets one (duck-typed, as above)."""
+    return Budgets(
+        {
+            (model, rule.action): policy.daily_budget(model, rule.action)
+            for model, rules in policy.rules.items()
+            for rule in rules
+            if policy.daily_budget(model, rule.action) is not None
         }
     )

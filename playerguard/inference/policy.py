@@ -5,6 +5,15 @@ conditions on the player's features hold, decides the action. A threshold is a n
 `model`: the model's own threshold from its bundle manifest. A condition is `<feature> <op> <number>` with
 op one of < <= > >= == !=, naming a feature of the models' feature set (checked when the bundle loads); a
 player whose feature is undefined (NaN) does not meet it. An action a condition admitted carries it.
+
+A churn `retention_offer` rule may say `rank_by: value_at_risk` with a `spend_feature` (a feature of the
+feature set; when the set has none by that name, the value leaves spend out and each action says so): its
+actions carry `value_at_risk` = churn probability × purchase
+probability × the player's spend feature, what the player would spend and the offer tries to keep. An
+undefined spend (a player who never bought) counts as 0: nothing spent is nothing at risk, so such players
+come last, in churn order. Without a purchase model the value is the churn probability alone, and the action
+says so (`value_at_risk_note`). A rule may set `daily_budget`: how many actions of its model and action are
+sent per UTC day, across all players; the notifiers and batch scoring enforce it, highest value first.
 """
 
 from __future__ import annotations
@@ -12,8 +21,8 @@ from __future__ import annotations
 import itertools
 import operator
 import re
-from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
@@ -23,6 +32,13 @@ import yaml
 
 from playerguard.durations import parse_duration
 from playerguard.errors import ConfigError
+from playerguard.inference.offers import (
+    VALUE_AT_RISK,
+    check_budgets,
+    parse_budget,
+    parse_ranking,
+    value_at_risk,
+)
 from playerguard.model_names import MODEL_NAMES
 
 if TYPE_CHECKING:  # numpy is imported where it is used: the stream handler imports this module
@@ -74,6 +90,20 @@ class Rule:
     severity: str
     cooldown: timedelta
     where: tuple[Condition, ...] = ()
+    rank_by: str | None = None
+    spend_feature: str | None = None
+    daily_budget: int | None = None
+    no_spend_note: str | None = None
+    """Set when the feature set lacks the rule's spend feature (see `Policy.for_features`)."""
+    name: str = field(default="rule", compare=False)
+    """Where the rule is in its policy, for errors: `<source>: models.<model>.rules[<i>]`."""
+
+    def features(self) -> dict[str, str]:
+        """The features the rule reads, each with the key that names it."""
+        read = {condition.feature: "where:" for condition in self.where}
+        if self.spend_feature is not None:
+            read.setdefault(self.spend_feature, "spend_feature")
+        return read
 
     def resolve(self, model_threshold: float | None, model: str) -> float:
         if self.threshold != MODEL_THRESHOLD:
@@ -91,10 +121,14 @@ def _check_keys(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
 
 
-def _parse_rule(data: Any, where: str, default_cooldown: timedelta) -> Rule:
+def _parse_rule(data: Any, where: str, default_cooldown: timedelta, model: str) -> Rule:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where} must be a mapping with threshold, action and severity")
-    _check_keys(data, {"threshold", "action", "severity", "cooldown", "where"}, where)
+    _check_keys(
+        data,
+        {"threshold", "action", "severity", "cooldown", "where", "rank_by", "spend_feature", "daily_budget"},
+        where,
+    )
     for key in ("threshold", "action", "severity"):
         if key not in data:
             raise ConfigError(f"{where} has no {key}")
@@ -118,12 +152,21 @@ def _parse_rule(data: Any, where: str, default_cooldown: timedelta) -> Rule:
     if not isinstance(listed, list):
         raise ConfigError(f"{where}.where must read `<feature> <op> <number>`, or be a list of such, got {raw!r}")
     conditions = tuple(Condition.parse(text, f"{where}.where[{i}]") for i, text in enumerate(listed))
+    rank_by, spend_feature = parse_ranking(data, where, model)
     return Rule(
-        float(threshold) if numeric else threshold, data["action"], data["severity"], cooldown, conditions
+        float(threshold) if numeric else threshold,
+        data["action"],
+        data["severity"],
+        cooldown,
+        conditions,
+        rank_by=rank_by,
+        spend_feature=spend_feature,
+        daily_budget=parse_budget(data, where),
+        name=where,
     )
 
 
-def _parse_model(data: Any, where: str) -> tuple[Rule, ...]:
+def _parse_model(data: Any, where: str, model: str) -> tuple[Rule, ...]:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where} must be a mapping with rules (and an optional cooldown)")
     _check_keys(data, {"rules", "cooldown"}, where)
@@ -131,7 +174,10 @@ def _parse_model(data: Any, where: str) -> tuple[Rule, ...]:
     raw_rules = data.get("rules")
     if not isinstance(raw_rules, list) or not raw_rules:
         raise ConfigError(f"{where}.rules must be a non-empty list")
-    rules = tuple(_parse_rule(rule, f"{where}.rules[{i}]", cooldown) for i, rule in enumerate(raw_rules))
+    rules = tuple(
+        _parse_rule(rule, f"{where}.rules[{i}]", cooldown, model) for i, rule in enumerate(raw_rules)
+    )
+    check_budgets(rules, where)
     numeric = [
         (i, r.threshold) for i, r in enumerate(rules) if r.threshold != MODEL_THRESHOLD and not r.where
     ]
@@ -165,7 +211,8 @@ class Policy:
             if name not in MODEL_NAMES:
                 raise ConfigError(f"{source}: unknown model {name!r} (expected {', '.join(MODEL_NAMES)})")
         return cls(
-            {name: _parse_model(spec, f"{source}: models.{name}") for name, spec in models.items()}, source
+            {name: _parse_model(spec, f"{source}: models.{name}", name) for name, spec in models.items()},
+            source,
         )
 
     @classmethod
@@ -184,21 +231,43 @@ class Policy:
             raise ConfigError(f"{path}: invalid YAML{line}: {problem}") from None
         return cls.from_dict(data, str(path))
 
-    def condition_features(self, models: Collection[str] | None = None) -> set[str]:
-        """Every feature a `where:` condition of `models` (default: all) names."""
-        chosen = self.rules if models is None else {m: r for m, r in self.rules.items() if m in models}
-        return {c.feature for rules in chosen.values() for rule in rules for c in rule.where}
+    def _rules_of(self, models: Collection[str] | None) -> list[Rule]:
+        chosen = [rules for model, rules in self.rules.items() if models is None or model in models]
+        return [rule for rules in chosen for rule in rules]
+
+    def features_read(self, models: Collection[str] | None = None) -> set[str]:
+        """Every feature the rules of `models` (default: all) read: `where:` conditions and spend features."""
+        return {name for rule in self._rules_of(models) for name in rule.features()}
+
+    def for_features(self, feature_names: Collection[str], feature_set: str) -> Policy:
+        """This policy over a feature set: a spend feature the set lacks is dropped, so value at risk is
+        churn × purchase probability and each action says why (a studio's own set names spend its own way);
+        `where:` features stay required (`check_features`)."""
+        known = set(feature_names)
+
+        def resolved(rule: Rule) -> Rule:
+            if rule.spend_feature is None or rule.spend_feature in known:
+                return rule
+            note = (
+                f"no spend feature {rule.spend_feature} in the feature set {feature_set!r}: "
+                "churn × purchase probability"
+            )
+            return replace(rule, spend_feature=None, no_spend_note=note)
+
+        return replace(self, rules={model: tuple(map(resolved, rules)) for model, rules in self.rules.items()})
 
     def check_features(
         self, feature_names: Collection[str], feature_set: str, models: Collection[str] | None = None
     ) -> None:
-        """A ConfigError naming the conditions of `models` whose feature the feature set does not have."""
-        unknown = sorted(self.condition_features(models) - set(feature_names))
-        if unknown:
-            raise ConfigError(
-                f"{self.source}: where: conditions name {', '.join(unknown)}, not features of the "
-                f"feature set {feature_set!r} the models use"
-            )
+        """A ConfigError naming the first rule of `models` reading a feature the feature set does not have."""
+        known = set(feature_names)
+        for rule in self._rules_of(models):
+            unknown = [f"{name} ({key})" for name, key in rule.features().items() if name not in known]
+            if unknown:
+                raise ConfigError(
+                    f"{rule.name} reads {', '.join(unknown)}: not features of the feature set "
+                    f"{feature_set!r} the models use"
+                )
 
     def uses_model_threshold(self, model: str) -> bool:
         return any(rule.threshold == MODEL_THRESHOLD for rule in self.rules.get(model, ()))
@@ -209,10 +278,14 @@ class Policy:
         scores: np.ndarray,
         model_threshold: float | None = None,
         features: Callable[[str], np.ndarray] | None = None,
+        *,
+        model_scores: Mapping[str, Sequence[float] | np.ndarray] | None = None,
     ) -> list[dict | None]:
-        """Per score, the action dict {model, action, score, threshold, severity[, condition]} of the
-        first rule it reaches whose conditions hold, or None. Vectorised over the scores; `features(name)`
-        gives a feature's values for the same rows (needed by rules with `where:`)."""
+        """Per score, the action dict {model, action, score, threshold, severity[, condition]
+        [, value_at_risk[, value_at_risk_note]]} of the first rule it reaches whose conditions hold, or None.
+        Vectorised over the scores; `features(name)` gives a feature's values for the same rows (needed by
+        rules with `where:` or a spend feature), `model_scores` every model's scores for the same rows (a rule
+        ranked by value at risk reads the purchase model's)."""
         import numpy as np
 
         scores = np.asarray(scores, dtype="float64")
@@ -222,12 +295,20 @@ class Policy:
         for index, (rule, threshold) in enumerate(zip(rules, thresholds, strict=True)):
             admitted = (chosen < 0) & (scores >= threshold)
             for condition in rule.where:
-                if features is None:
-                    raise ConfigError(f"the policy's {model} rule needs the feature {condition.feature}")
-                admitted &= condition.holds(np.asarray(features(condition.feature), dtype="float64"))
+                admitted &= condition.holds(_feature(features, condition.feature, model))
             chosen[admitted] = index
+        values = {
+            index: value_at_risk(
+                scores,
+                None if rule.spend_feature is None else _feature(features, rule.spend_feature, model),
+                model_scores,
+                rule.no_spend_note,
+            )
+            for index, rule in enumerate(rules)
+            if rule.rank_by == VALUE_AT_RISK and (chosen == index).any()
+        }
         actions: list[dict | None] = []
-        for score, index in zip(scores.tolist(), chosen.tolist(), strict=True):
+        for row, (score, index) in enumerate(zip(scores.tolist(), chosen.tolist(), strict=True)):
             if index < 0:
                 actions.append(None)
                 continue
@@ -241,13 +322,31 @@ class Policy:
             }
             if rule.where:
                 action["condition"] = " and ".join(str(c) for c in rule.where)
+            if index in values:
+                worth, note = values[index]
+                action[VALUE_AT_RISK] = float(worth[row])
+                if note:
+                    action["value_at_risk_note"] = note
             actions.append(action)
         return actions
+
+    def daily_budget(self, model: str, action: str) -> int | None:
+        """How many `action`s of `model` are sent per UTC day across all players (None: no limit)."""
+        budgets = [r.daily_budget for r in self.rules.get(model, ()) if r.action == action]
+        return next((budget for budget in budgets if budget is not None), None)
 
     def cooldown(self, model: str, action: str) -> timedelta:
         """How long after taking `action` for `model` on a player the stream waits before repeating it."""
         cooldowns = [rule.cooldown for rule in self.rules.get(model, ()) if rule.action == action]
         return max(cooldowns, default=timedelta(0))
+
+
+def _feature(features: Callable[[str], np.ndarray] | None, name: str, model: str) -> np.ndarray:
+    import numpy as np
+
+    if features is None:
+        raise ConfigError(f"the policy's {model} rule needs the feature {name}")
+    return np.asarray(features(name), dtype="float64")
 
 
 def default_policy_path() -> Path:

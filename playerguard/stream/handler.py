@@ -137,7 +137,7 @@ def aws_stream_runtime(
     from botocore.config import Config
 
     from playerguard.errors import ConfigError
-    from playerguard.inference.flags import cooldowns_from_policy
+    from playerguard.inference.flags import budgets_from_policy, cooldowns_from_policy
     from playerguard.inference.policy import load_policy
     from playerguard.settings import Settings
     from playerguard.stream.endpoint import HttpEndpoint, SageMakerEndpoint
@@ -164,9 +164,14 @@ def aws_stream_runtime(
             "sagemaker-runtime", config=Config(retries={"mode": "standard", "max_attempts": 1})
         )
         endpoint = SageMakerEndpoint(settings.endpoint_name, runtime_client)
-    cooldowns = cooldowns_from_policy(load_policy(config.policy_path))
+    policy = load_policy(config.policy_path)
     ledger = (
-        DynamoDbFlagLedger(config.ledger_table, session.client("dynamodb"), cooldowns)
+        DynamoDbFlagLedger(
+            config.ledger_table,
+            session.client("dynamodb"),
+            cooldowns_from_policy(policy),
+            budgets=budgets_from_policy(policy),
+        )
         if config.ledger_table
         else None
     )

@@ -23,7 +23,7 @@ from typing import Any
 from playerguard.backends import backend_for
 from playerguard.errors import DataError
 from playerguard.features.online.local import SqliteFeatureStore
-from playerguard.inference.flags import Cooldowns
+from playerguard.inference.flags import Budgets, Cooldowns
 from playerguard.settings import Settings
 from playerguard.stream.endpoint import Endpoint
 from playerguard.stream.handler import StreamRuntime
@@ -180,13 +180,14 @@ def local_scoring_server(
 
 @dataclass(frozen=True)
 class ReplayTarget:
-    """What replay scores against: the endpoint, a description, the policy's cooldowns, and the feature
-    set snapshots are built with (the served bundle's when replay serves it)."""
+    """What replay scores against: the endpoint, a description, the policy's cooldowns, the feature
+    set snapshots are built with (the served bundle's when replay serves it), and the policy's budgets."""
 
     endpoint: Endpoint
     description: str
     cooldowns: Cooldowns
     feature_set: Any = "default"
+    budgets: Budgets = field(default_factory=Budgets)
 
 
 @contextmanager
@@ -194,17 +195,18 @@ def scoring_endpoint(settings: Settings, bundle: Path | None = None) -> Iterator
     """The endpoint replay scores against.
 
     PLAYERGUARD_ENDPOINT_URL wins; then the SageMaker endpoint for the aws backend; else a local server
-    started for the replay. The cooldowns come from the served bundle's policy when replay serves it, else
-    from the packaged default policy.
+    started for the replay. The cooldowns and daily budgets come from the served bundle's policy when replay
+    serves it, else from the packaged default policy.
     """
-    from playerguard.inference.flags import cooldowns_from_policy
+    from playerguard.inference.flags import budgets_from_policy, cooldowns_from_policy
     from playerguard.inference.policy import load_policy
     from playerguard.stream.endpoint import HttpEndpoint
 
     remote = backend_for(settings).endpoint()
     if remote is not None:
         where = settings.endpoint_url or f"SageMaker endpoint {settings.endpoint_name}"
-        yield ReplayTarget(remote, where, cooldowns_from_policy(load_policy()))
+        policy = load_policy()
+        yield ReplayTarget(remote, where, cooldowns_from_policy(policy), budgets=budgets_from_policy(policy))
     else:
         with local_scoring_server(settings, bundle) as (url, served):
             endpoint = HttpEndpoint(url)
@@ -214,6 +216,7 @@ def scoring_endpoint(settings: Settings, bundle: Path | None = None) -> Iterator
                     f"local server {url} ({served.bundle.path})",
                     cooldowns_from_policy(served.bundle.policy),
                     served.bundle.feature_set or "default",
+                    budgets_from_policy(served.bundle.policy),
                 )
             finally:
                 endpoint.close()
@@ -314,7 +317,7 @@ def replay(
         else:
             check_snapshot_fits(settings, target.feature_set)
             batches = kinesis_batches(itertools.chain([first], events), batch_size)
-        outbox = OutboxNotifier.from_home(settings.home, target.cooldowns)
+        outbox = OutboxNotifier.from_home(settings.home, target.cooldowns, target.budgets)
         try:
             runtime = local_stream_runtime(
                 settings,

@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
-from playerguard.inference.flags import Cooldowns, Flag, format_timestamp, make_flag_id
+from playerguard.inference.flags import Budgets, Cooldowns, Flag, format_timestamp, make_flag_id
 from playerguard.stream.notifiers.aws import DynamoDbFlagLedger, S3DeadLetters, SnsNotifier, SqsDeadLetters
 from playerguard.stream.notifiers.base import DeadLetter
 
@@ -143,6 +143,78 @@ def test_the_ledger_refuses_a_delivered_flag_and_enforces_the_cooldown(aws: dict
     )
     received = [json.loads(m["Message"])["event_id"] for m in drain(aws["sqs"], aws["queue"])]
     assert sorted(received) == ["e1", "e3", "e4", "e5"]
+
+
+def offer(event: str, player: str, value: float, at: datetime = T0) -> Flag:
+    return replace(
+        flag(event, player, at=at, model="churn", action="retention_offer"),
+        flag_id=make_flag_id(event, "churn", "2"),
+        value_at_risk=value,
+    )
+
+
+def budgeted(aws: dict[str, Any], budget: int = 2) -> tuple[SnsNotifier, DynamoDbFlagLedger]:
+    """A notifier as one Lambda invocation builds it: only the ledger table remembers across them."""
+    ledger = DynamoDbFlagLedger(
+        aws["table"], aws["dynamodb"], Cooldowns(default=timedelta(days=7)),
+        budgets=Budgets({("churn", "retention_offer"): budget}),
+    )  # fmt: skip
+    return SnsNotifier(aws["topic"], aws["sns"], SqsDeadLetters(aws["dlq"], aws["sqs"]), ledger), ledger
+
+
+def ledger_item(aws: dict[str, Any], key: str) -> dict[str, Any]:
+    read = aws["dynamodb"].get_item(TableName=aws["table"], Key={"pk": {"S": key}}, ConsistentRead=True)
+    return read["Item"]
+
+
+def test_the_daily_budget_is_spent_on_the_highest_value_across_invocations(aws: dict[str, Any]) -> None:
+    offers = [offer("e1", "p1", 1.0), offer("e2", "p2", 5.0, T0 + timedelta(hours=2)), offer("e3", "p3", 3.0)]
+    notifier, ledger = budgeted(aws)
+    first = notifier.publish(offers)
+    assert sorted(first.published) == sorted([offers[1].flag_id, offers[2].flag_id])
+    assert first.suppressed == [offers[0].flag_id]
+    assert ledger_item(aws, f"flag#{offers[0].flag_id}")["status"]["S"] == "suppressed"
+    assert ledger_item(aws, f"flag#{offers[0].flag_id}")["reason"]["S"] == "over daily budget"
+    assert ledger.spent("churn", "retention_offer", "2026-02-01") == 2
+
+    notifier, ledger = budgeted(aws)  # the next invocation, the same day
+    later = notifier.publish([offer("e4", "p4", 100.0, T0 + timedelta(hours=20)), *offers])
+    assert later.suppressed == [offer("e4", "p4", 100.0).flag_id, offers[0].flag_id]
+    assert sorted(later.duplicates) == sorted(first.published)  # a redelivery spends nothing more
+    assert ledger.spent("churn", "retention_offer", "2026-02-01") == 2
+
+    next_day = notifier.publish([offer("e5", "p4", 0.1, T0 + timedelta(days=1))])
+    assert len(next_day.published) == 1 and ledger.spent("churn", "retention_offer", "2026-02-02") == 1
+    received = [json.loads(m["Message"]) for m in drain(aws["sqs"], aws["queue"])]
+    sent = sorted((m["player_id"], m["value_at_risk"]) for m in received)
+    assert sent == [("p2", 5.0), ("p3", 3.0), ("p4", 0.1)]
+
+
+def test_an_offer_over_the_budget_starts_no_cooldown_and_a_cooled_down_one_spends_no_budget(
+    aws: dict[str, Any],
+) -> None:
+    notifier, _ = budgeted(aws, budget=1)
+    old = offer("e0", "p1", 1.0, T0 - timedelta(days=8))  # an earlier offer, its cooldown over by T0
+    assert notifier.publish([old]).published == [old.flag_id]
+    assert notifier.publish([offer("e1", "p2", 9.0), offer("e2", "p1", 1.0)]).suppressed == [
+        offer("e2", "p1", 1.0).flag_id
+    ]
+    # p1's cooldown item is back to the offer it had, p2's holds the offer sent
+    assert ledger_item(aws, "cooldown#p1#churn#retention_offer")["flag_id"]["S"] == old.flag_id
+    cooled = notifier.publish([offer("e3", "p2", 9.0, T0 + timedelta(days=1))])  # p2's cooldown holds
+    assert cooled.suppressed == [offer("e3", "p2", 9.0).flag_id]
+    assert ledger_item(aws, f"flag#{cooled.suppressed[0]}")["reason"]["S"] == "cooldown"
+    assert notifier.publish([offer("e4", "p1", 1.0, T0 + timedelta(days=1))]).published == [
+        offer("e4", "p1", 1.0).flag_id
+    ]  # the next day's budget went to p1, whose unsent offer started no cooldown
+
+
+def test_an_offer_claimed_but_never_published_spends_the_budget_once(aws: dict[str, Any]) -> None:
+    notifier, ledger = budgeted(aws, budget=2)
+    assert ledger.claim(offer("e1", "p1", 2.0)) == "new"  # then the invocation died before publishing
+    assert notifier.publish([offer("e1", "p1", 2.0)]).published == [offer("e1", "p1", 2.0).flag_id]
+    assert ledger.spent("churn", "retention_offer", "2026-02-01") == 1
+    assert len(notifier.publish([offer("e2", "p2", 1.0)]).published) == 1  # the second of two
 
 
 def test_a_flag_claimed_but_never_published_is_published_on_redelivery(aws: dict[str, Any]) -> None:

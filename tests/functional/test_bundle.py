@@ -290,3 +290,41 @@ def test_unpack_checks_total_size_and_member_count_before_extracting(tmp_path: P
         unpack_bundle(many, tmp_path / "out", max_members=20)
     assert not (tmp_path / "out").exists()  # refused before anything was written
     assert sorted(p.name for p in unpack_bundle(many, tmp_path / "ok").iterdir())[:2] == ["f0", "f1"]
+
+
+# ---- a bad policy in a bundle is a one-line error on the command line --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rule", "fragment"),
+    [
+        ("rank_by: score, spend_feature: spend_28d", "models.churn.rules[0].rank_by must be one of value_at_risk"),
+        ("rank_by: value_at_risk", "models.churn.rules[0].spend_feature must name the feature"),
+        ("where: gold_hoarded > 3", "models.churn.rules[0] reads gold_hoarded (where:): not features of the feature set"),
+        ("daily_budget: -5", "models.churn.rules[0].daily_budget must be a whole number"),
+    ],
+)  # fmt: skip
+def test_serving_a_bundle_with_a_bad_offer_rule_is_one_line_and_exit_2(
+    bundle_dir: Path, tmp_path: Path, rule: str, fragment: str
+) -> None:
+    import subprocess
+    import sys
+
+    policy = bundle_dir / "policy.yaml"
+    policy.write_text(
+        "models:\n  churn:\n    rules:\n"
+        f"      - {{threshold: 0.6, action: retention_offer, severity: low, {rule}}}\n"
+    )
+    _rewrite_manifest(bundle_dir, lambda m: m["files"].update({"policy.yaml": sha256_file(policy)}))
+    outcome = subprocess.run(
+        [sys.executable, "-m", "playerguard.cli", "serve", "--bundle", str(bundle_dir), "--port", "1"],
+        check=False,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "PLAYERGUARD_HOME": str(tmp_path / "home"), "HOME": str(tmp_path)},
+        timeout=300,
+    )
+    assert outcome.returncode == 2, outcome.stderr
+    lines = outcome.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], outcome.stderr
+    assert "Traceback" not in outcome.stderr + outcome.stdout

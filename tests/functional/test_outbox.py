@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from playerguard.errors import DataError
-from playerguard.inference.flags import Cooldowns, Flag, format_timestamp, make_flag_id
+from playerguard.inference.flags import Budgets, Cooldowns, Flag, format_timestamp, make_flag_id
 from playerguard.stream.notifiers.base import DeadLetter
 from playerguard.stream.notifiers.local import OutboxNotifier
 
@@ -21,7 +21,13 @@ T0 = datetime(2026, 2, 1, tzinfo=UTC)
 
 
 def _flag(
-    event: str, player: str = "p1", *, model: str = "inhuman_play", action: str = "review", at: datetime = T0
+    event: str,
+    player: str = "p1",
+    *,
+    model: str = "inhuman_play",
+    action: str = "review",
+    at: datetime = T0,
+    value: float | None = None,
 ) -> Flag:
     return Flag(
         flag_id=make_flag_id(event, model, "1"),
@@ -36,6 +42,7 @@ def _flag(
         event_timestamp=format_timestamp(at),
         model_version="1",
         scored_at=format_timestamp(T0),
+        value_at_risk=value,
     )
 
 
@@ -150,6 +157,71 @@ def test_an_event_id_resent_with_another_timestamp_is_still_one_flag(outbox: Out
     no_window = OutboxNotifier(outbox.path)  # without a cooldown the primary key alone decides
     assert no_window.publish([_flag("e1")]).duplicates == [_flag("e1").flag_id]
     no_window.close()
+
+
+# ---- daily budget ------------------------------------------------------------------------------------------
+
+
+def _offer(event: str, player: str, value: float, at: datetime = T0) -> Flag:
+    return _flag(event, player, model="churn", action="retention_offer", at=at, value=value)
+
+
+@pytest.fixture
+def budgeted(tmp_path: Path) -> OutboxNotifier:
+    box = OutboxNotifier.from_home(
+        tmp_path, Cooldowns(default=timedelta(days=7)), Budgets({("churn", "retention_offer"): 3})
+    )
+    yield box
+    box.close()
+
+
+def test_the_daily_budget_admits_the_highest_values_and_keeps_the_rest_as_suppressed(
+    budgeted: OutboxNotifier,
+) -> None:
+    values = [1, 9, 4, 7, 2]
+    offers = [_offer(f"e{i}", f"p{i}", value, T0 + timedelta(hours=i)) for i, value in enumerate(values)]
+    first = budgeted.publish(offers)
+    assert sorted(first.published) == sorted(f.flag_id for f in (offers[1], offers[3], offers[2]))
+    assert sorted(first.suppressed) == sorted(f.flag_id for f in (offers[0], offers[4]))
+    suppressed = budgeted.suppressions()
+    assert [(s.flag.player_id, s.reason) for s in suppressed] == [
+        ("p4", "over daily budget"),
+        ("p0", "over daily budget"),
+    ]  # highest value at risk first
+    assert suppressed[0].flag == offers[4]  # the whole flag is kept, value at risk included
+
+    again = budgeted.publish(offers)  # a redelivery: the admitted are duplicates, not over the budget
+    assert sorted(again.duplicates) == sorted(first.published)
+    assert sorted(again.suppressed) == sorted(first.suppressed)
+    later = budgeted.publish([_offer("e9", "p9", 100.0, T0 + timedelta(hours=20))])  # same day, budget spent
+    assert later.suppressed == [_offer("e9", "p9", 100.0).flag_id]
+    others = budgeted.publish([_flag("r1", "p9", at=T0 + timedelta(hours=20))])  # no budget on this action
+    assert len(others.published) == 1
+
+    next_day = budgeted.publish([_offer("e10", "p9", 0.5, T0 + timedelta(days=1, hours=1))])  # a new UTC day
+    assert len(next_day.published) == 1
+    assert budgeted.count() == 5 and len(budgeted.suppressions(day="2026-02-01")) == 3
+    assert budgeted.suppressions(day="2026-02-02") == []
+
+
+def test_a_cooled_down_offer_spends_no_budget_and_an_unsent_one_starts_no_cooldown(
+    budgeted: OutboxNotifier,
+) -> None:
+    budgeted.publish([_offer("e1", "p1", 5.0)])
+    cooled = budgeted.publish([_offer("e2", "p1", 50.0, T0 + timedelta(hours=1))])  # p1's cooldown holds
+    assert cooled.suppressed == [_offer("e2", "p1", 5.0).flag_id] and budgeted.suppressions() == []
+    filled = budgeted.publish([_offer("e3", "p2", 3.0), _offer("e4", "p3", 2.0), _offer("e5", "p4", 1.0)])
+    assert len(filled.published) == 2 and len(filled.suppressed) == 1  # p1, p2 and p3 spent the 3
+    tomorrow = budgeted.publish([_offer("e6", "p4", 1.0, T0 + timedelta(days=1))])
+    assert len(tomorrow.published) == 1  # p4's unsent offer yesterday started no cooldown
+
+
+def test_a_budget_of_zero_sends_nothing_but_records_every_offer(tmp_path: Path) -> None:
+    box = OutboxNotifier.from_home(tmp_path, budgets=Budgets({("churn", "retention_offer"): 0}))
+    outcome = box.publish([_offer("e1", "p1", 5.0), _offer("e2", "p2", 1.0)])
+    assert outcome.published == [] and len(outcome.suppressed) == 2
+    assert [s.flag.player_id for s in box.suppressions()] == ["p1", "p2"] and box.count() == 0
+    box.close()
 
 
 # ---- concurrent reviews ---------------------------------------------------------------------------------------

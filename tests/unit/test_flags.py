@@ -10,12 +10,16 @@ from pathlib import Path
 import pytest
 
 from playerguard.inference.flags import (
+    Budgets,
     Cooldowns,
     Flag,
     FlagError,
+    budgets_from_policy,
     flags_from_prediction,
     make_flag_id,
+    publish_order,
 )
+from playerguard.inference.policy import load_policy
 from playerguard.stream.scorer import PoisonRecord, decode_record, validate_event
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "kinesis_event.json"
@@ -141,6 +145,41 @@ def test_a_broken_prediction_raises_instead_of_guessing(overrides: dict, message
 def test_flag_from_an_incomplete_message_names_the_missing_fields() -> None:
     with pytest.raises(FlagError, match="missing score"):
         Flag.from_message({k: v for k, v in _flags(_prediction())[0].to_message().items() if k != "score"})
+
+
+def test_a_ranked_offer_carries_its_value_at_risk_and_old_messages_still_read() -> None:
+    offer = {"model": "churn", "action": "retention_offer", "score": 0.7, "threshold": 0.6, "severity": "low",
+             "value_at_risk": 12.5, "value_at_risk_note": None}  # fmt: skip
+    [flag] = _flags(_prediction(actions=[offer]))
+    assert flag.value_at_risk == 12.5 and json.loads(flag.to_json())["value_at_risk"] == 12.5
+    assert Flag.from_message(json.loads(flag.to_json())) == flag
+    older = {k: v for k, v in flag.to_message().items() if k not in ("value_at_risk", "condition")}
+    assert Flag.from_message(older).value_at_risk is None
+    assert flag.event_day == "2026-02-03"
+
+
+def test_ranked_flags_are_claimed_highest_value_first_the_rest_in_event_time() -> None:
+    def at(event: str, hour: int, value: float | None, score: float = 0.7) -> Flag:
+        actions = [{"model": "churn", "action": "retention_offer", "score": score, "threshold": 0.6,
+                    "value_at_risk": value}]  # fmt: skip
+        [flag] = flags_from_prediction(
+            _prediction(actions=actions), event_id=event, player_id="p1",
+            event_timestamp=f"2026-02-03T{hour:02d}:00:00Z", scored_at=SCORED_AT,
+        )  # fmt: skip
+        return flag
+
+    flags = [at("late", 9, None, 0.99), at("low", 1, 2.0), at("early", 3, None), at("high", 5, 30.0)]
+    flags += [at("never bought", 0, 0.0), at("never bought, likelier to churn", 8, 0.0, 0.9)]
+    assert [f.event_id for f in publish_order(flags)] == [
+        "high", "low", "never bought, likelier to churn", "never bought", "early", "late",
+    ]  # fmt: skip
+
+
+def test_budgets_come_from_the_policy_per_model_and_action() -> None:
+    budgets = budgets_from_policy(load_policy())
+    assert budgets == Budgets({("churn", "retention_offer"): 500})
+    assert budgets.limit("churn", "retention_offer") == 500
+    assert budgets.limit("purchase", "purchase_offer") is None
 
 
 def test_cooldown_windows_are_per_model_and_action_in_event_time() -> None:

@@ -1,22 +1,20 @@
-"""The AWS notifier: flags to an SNS topic, dead letters to SQS or S3, and the DynamoDB flag ledger.
+"""The AWS notifier: flags to an SNS topic, dead letters to SQS or S3, beside the DynamoDB flag ledger.
 
-SNS itself remembers nothing (a FIFO topic only for five minutes), so on AWS the ledger table is what makes
-a redelivered flag a no-op across invocations and what enforces the policy's cooldown. boto3 is never
-imported: every store takes a client.
+SNS itself remembers nothing (a FIFO topic only for five minutes), so on AWS the ledger table
+(`ledger.DynamoDbFlagLedger`) is what makes a redelivered flag a no-op across invocations and what enforces
+the policy's cooldown and daily budget. boto3 is never imported: every store takes a client.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from playerguard.errors import ConfigError
-from playerguard.inference.flags import Cooldowns, Flag
+from playerguard.inference.flags import Flag, publish_order
 from playerguard.settings import Settings
 from playerguard.stream.notifiers.base import (
-    Claim,
     DeadLetter,
     DeadLetterSink,
     FlagLedger,
@@ -24,6 +22,9 @@ from playerguard.stream.notifiers.base import (
     is_transient_aws_error,
     record_claim,
 )
+from playerguard.stream.notifiers.ledger import DynamoDbFlagLedger
+
+__all__ = ["DynamoDbFlagLedger", "S3DeadLetters", "SnsNotifier", "SqsDeadLetters"]
 
 SNS_BATCH_LIMIT = 10
 SQS_BATCH_LIMIT = 10
@@ -118,94 +119,6 @@ class S3DeadLetters:
         return failed
 
 
-class DynamoDbFlagLedger:
-    """Cross-invocation memory for SNS: which flag_ids were delivered, and the cooldown per player.
-
-    Items: `flag#<flag_id>` (status pending|published|suppressed) and `cooldown#<player>#<model>#<action>`
-    (the flag_id and event time of the latest flag). Conditional puts make both checks race-free. The table
-    needs a string hash key `pk` and may use `expires_at` as its TTL attribute.
-    """
-
-    def __init__(
-        self,
-        table: str,
-        client: Any,
-        cooldowns: Cooldowns | None = None,
-        retention: timedelta = timedelta(days=30),
-    ) -> None:
-        self.table = table
-        self.client = client
-        self.cooldowns = cooldowns or Cooldowns()
-        self.retention = retention
-
-    def _conditional_put(
-        self, item: dict[str, Any], condition: str, values: dict[str, Any] | None = None
-    ) -> bool:
-        kwargs: dict[str, Any] = {"TableName": self.table, "Item": item, "ConditionExpression": condition}
-        if values:
-            kwargs["ExpressionAttributeValues"] = values
-        try:
-            self.client.put_item(**kwargs)
-        except Exception as error:
-            if (
-                getattr(error, "response", {}).get("Error", {}).get("Code")
-                == "ConditionalCheckFailedException"
-            ):
-                return False
-            raise
-        return True
-
-    def _set_status(self, flag_id: str, status: str) -> None:
-        self.client.update_item(
-            TableName=self.table,
-            Key={"pk": {"S": f"flag#{flag_id}"}},
-            UpdateExpression="SET #s = :s",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={":s": {"S": status}},
-        )
-
-    def claim(self, flag: Flag) -> Claim:
-        """ "new" when the flag should be published now, else why not."""
-        expires = str(int((datetime.now(UTC) + self.retention).timestamp()))
-        flag_key = {"S": f"flag#{flag.flag_id}"}
-        if not self._conditional_put(
-            {"pk": flag_key, "status": {"S": "pending"}, "expires_at": {"N": expires}},
-            "attribute_not_exists(pk)",
-        ):
-            stored = self.client.get_item(TableName=self.table, Key={"pk": flag_key}, ConsistentRead=True)
-            status = stored.get("Item", {}).get("status", {}).get("S", "pending")
-            if status == "published":
-                return "duplicate"
-            if status == "suppressed":
-                return "suppressed"
-        window = self.cooldowns.window(flag.model, flag.action).total_seconds()
-        if window <= 0:
-            return "new"
-        epoch = flag.event_time.timestamp()
-        claimed = self._conditional_put(
-            {
-                "pk": {"S": f"cooldown#{flag.player_id}#{flag.model}#{flag.action}"},
-                "flag_id": {"S": flag.flag_id},
-                "event_epoch": {"N": repr(epoch)},
-                "expires_at": {"N": expires},
-            },
-            "attribute_not_exists(pk) OR flag_id = :f OR event_epoch <= :lo OR event_epoch >= :hi",
-            {
-                ":f": {"S": flag.flag_id},
-                ":lo": {"N": repr(epoch - window)},
-                ":hi": {"N": repr(epoch + window)},
-            },
-        )
-        if not claimed:
-            self._set_status(flag.flag_id, "suppressed")
-            return "suppressed"
-        return "new"
-
-    def confirm(self, flag_id: str) -> None:
-        """Mark a flag delivered, so no later invocation publishes it again."""
-        self._set_status(flag_id, "published")
-
-
 class SnsNotifier:
     """Flags to an SNS topic with PublishBatch (≤ 10 per call); dead letters to SQS or S3.
 
@@ -252,7 +165,7 @@ class SnsNotifier:
     def publish(self, flags: Sequence[Flag]) -> PublishOutcome:
         outcome = PublishOutcome()
         ready: list[Flag] = []
-        for flag in sorted(flags, key=lambda f: (f.event_time, f.flag_id)):
+        for flag in publish_order(flags):  # the ledger spends a daily budget on the highest value first
             try:
                 claim = self.ledger.claim(flag) if self.ledger else "new"
             except Exception as error:

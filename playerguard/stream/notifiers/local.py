@@ -1,6 +1,6 @@
 """The local notifier: flags in SQLite under `<home>/outbox.sqlite` with a review status, dead letters in
-its `rejected` table. A flag_id is stored once (its primary key), and the policy's cooldown is enforced on
-insert.
+its `rejected` table. A flag_id is stored once (its primary key), and the policy's cooldown and daily budget
+are enforced on insert; a flag over the budget is kept in the `suppressed` table with the reason.
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import astuple, dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from playerguard.errors import DataError
-from playerguard.inference.flags import Cooldowns, Flag, format_timestamp
+from playerguard.inference.flags import Budgets, Cooldowns, Flag, format_timestamp, publish_order
+from playerguard.inference.offers import OVER_BUDGET
 from playerguard.settings import Settings
 from playerguard.stream.notifiers.base import VERDICTS, Claim, DeadLetter, PublishOutcome, record_claim
 
@@ -34,6 +35,18 @@ CREATE TABLE IF NOT EXISTS flags (
 );
 CREATE INDEX IF NOT EXISTS flags_cooldown ON flags (player_id, model, action, event_epoch);
 CREATE INDEX IF NOT EXISTS flags_status ON flags (status, event_epoch);
+CREATE INDEX IF NOT EXISTS flags_budget ON flags (model, action, event_epoch);
+CREATE TABLE IF NOT EXISTS suppressed (
+    model TEXT NOT NULL,
+    action TEXT NOT NULL,
+    day TEXT NOT NULL,
+    player_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    flag_id TEXT NOT NULL,
+    value_at_risk REAL,
+    message TEXT NOT NULL,
+    PRIMARY KEY (model, action, day, player_id)
+);
 CREATE TABLE IF NOT EXISTS rejected (
     letter_key TEXT PRIMARY KEY,
     source TEXT NOT NULL,
@@ -56,25 +69,41 @@ class OutboxEntry:
     replaced: str | None = None  # the verdict a forced review replaced
 
 
+@dataclass(frozen=True)
+class Suppression:
+    """A flag that was not sent, and why: the first of its player, model and action on that UTC day."""
+
+    flag: Flag
+    reason: str
+
+
 class OutboxNotifier:
     """The local notifier: a SQLite outbox with a review status, and a dead-letter table.
 
     A publish is one transaction: every flag of the call is recorded, or none is. `INSERT OR IGNORE` on the
-    flag_id primary key makes a redelivered flag a no-op; the cooldown looks at flags already recorded.
+    flag_id primary key makes a redelivered flag a no-op; the cooldown and the daily budget look at flags
+    already recorded, and a call spends the budget on its highest values at risk first (`publish_order`).
     """
 
-    def __init__(self, path: Path, cooldowns: Cooldowns | None = None) -> None:
+    def __init__(
+        self, path: Path, cooldowns: Cooldowns | None = None, budgets: Budgets | None = None
+    ) -> None:
         self.path = Path(path)
         self.cooldowns = cooldowns or Cooldowns()
+        self.budgets = budgets or Budgets()
         self._connection: sqlite3.Connection | None = None
 
     @classmethod
-    def from_home(cls, home: Path, cooldowns: Cooldowns | None = None) -> OutboxNotifier:
-        return cls(Path(home) / "outbox.sqlite", cooldowns)
+    def from_home(
+        cls, home: Path, cooldowns: Cooldowns | None = None, budgets: Budgets | None = None
+    ) -> OutboxNotifier:
+        return cls(Path(home) / "outbox.sqlite", cooldowns, budgets)
 
     @classmethod
-    def from_settings(cls, settings: Settings, cooldowns: Cooldowns | None = None) -> OutboxNotifier:
-        return cls.from_home(settings.home, cooldowns)
+    def from_settings(
+        cls, settings: Settings, cooldowns: Cooldowns | None = None, budgets: Budgets | None = None
+    ) -> OutboxNotifier:
+        return cls.from_home(settings.home, cooldowns, budgets)
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
@@ -111,14 +140,19 @@ class OutboxNotifier:
             return outcome
         try:
             with self._transaction() as db:
-                for flag in sorted(flags, key=lambda f: (f.event_time, f.flag_id)):
-                    record_claim(outcome, flag.flag_id, self._claim(db, flag))
+                spent: dict[tuple[str, str, str], int] = {}  # flags recorded per (model, action, day)
+                for flag in publish_order(flags):
+                    record_claim(outcome, flag.flag_id, self._claim(db, flag, spent))
         except sqlite3.OperationalError as error:  # locked or busy: the whole transaction rolled back
             return PublishOutcome(failed={flag.flag_id: f"outbox: {error}" for flag in flags})
         return outcome
 
-    def _claim(self, db: sqlite3.Connection, flag: Flag) -> Claim:
-        """Record the flag unless it is already there or within the cooldown of a recorded one."""
+    def _claim(self, db: sqlite3.Connection, flag: Flag, spent: dict[tuple[str, str, str], int]) -> Claim:
+        """Record the flag unless it is already there, within the cooldown of a recorded one, or over its
+        day's budget (then it is kept as suppressed, with the reason)."""
+        budget = self.budgets.limit(flag.model, flag.action)
+        if budget is not None and _stored(db, flag.flag_id):
+            return "duplicate"  # looked up first: a redelivered flag is not over the budget
         epoch = flag.event_time.timestamp()
         window = self.cooldowns.window(flag.model, flag.action).total_seconds()
         if window > 0:  # one range query answers both: the flag itself lies within its own window
@@ -130,6 +164,13 @@ class OutboxNotifier:
             if mine:
                 return "duplicate"
             if others:
+                return "suppressed"
+        day = (flag.model, flag.action, flag.event_day)
+        if budget is not None:
+            if day not in spent:
+                spent[day] = _recorded_on(db, *day)
+            if spent[day] >= budget:
+                _suppress(db, flag, OVER_BUDGET)
                 return "suppressed"
         inserted = db.execute(
             "INSERT OR IGNORE INTO flags (flag_id, player_id, model, action, severity, score, event_id, "
@@ -146,6 +187,8 @@ class OutboxNotifier:
                 flag.to_json(),
             ),
         ).rowcount
+        if inserted and day in spent:
+            spent[day] += 1
         # ignored: the flag_id is already there (no window, or an event id resent with another timestamp)
         return "new" if inserted else "duplicate"
 
@@ -255,6 +298,53 @@ class OutboxNotifier:
 
     def count(self) -> int:
         return self._connect().execute("SELECT COUNT(*) FROM flags").fetchone()[0]
+
+    def suppressions(self, *, day: str | None = None, limit: int = 50) -> list[Suppression]:
+        """Flags that were not sent and why, highest value at risk first; `day` (YYYY-MM-DD) for one day."""
+        where, params = ("WHERE day = ?", (day,)) if day is not None else ("", ())
+        rows = (
+            self._connect()
+            .execute(
+                f"SELECT message, reason FROM suppressed {where} "
+                "ORDER BY day DESC, value_at_risk DESC, flag_id LIMIT ?",
+                (*params, limit),
+            )
+            .fetchall()
+        )
+        return [Suppression(Flag.from_message(json.loads(message)), reason) for message, reason in rows]
+
+
+
+def _stored(db: sqlite3.Connection, flag_id: str) -> bool:
+    return db.execute("SELECT 1 FROM flags WHERE flag_id = ?", (flag_id,)).fetchone() is not None
+
+
+def _recorded_on(db: sqlite3.Connection, model: str, action: str, day: str) -> int:
+    """How many flags of (model, action) the outbox holds for events on the UTC `day`."""
+    start = datetime.combine(date.fromisoformat(day), datetime.min.time(), UTC).timestamp()
+    end = start + timedelta(days=1).total_seconds()
+    return db.execute(
+        "SELECT COUNT(*) FROM flags WHERE model = ? AND action = ? AND event_epoch >= ? AND event_epoch < ?",
+        (model, action, start, end),
+    ).fetchone()[0]
+
+
+def _suppress(db: sqlite3.Connection, flag: Flag, reason: str) -> None:
+    """Keep a flag that was not sent; the first of its player, model and action on its day stays."""
+    db.execute(
+        "INSERT OR IGNORE INTO suppressed (model, action, day, player_id, reason, flag_id, value_at_risk, "
+        "message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            flag.model,
+            flag.action,
+            flag.event_day,
+            flag.player_id,
+            reason,
+            flag.flag_id,
+            flag.value_at_risk,
+            flag.to_json(),
+        ),
+    )
 
 
 @contextmanager
