@@ -3,13 +3,15 @@
     .venv/bin/python bench/bench_batch.py [--players 100000 --days 30 --repeats 2]
 
 Reuses the lake of bench/bench_features.py (same --home, simulated on first use). The bundle is
-bench/bench_endpoint.py's: the three models at their default sizes, fitted on 5,000 synthetic feature rows. Measured in the same run,
-in this process, medians of `--repeats`:
+bench/bench_endpoint.py's: the three models at their default sizes, fitted on 5,000 synthetic feature rows.
+Measured in the same run, in this process, medians of `--repeats`:
 - the feature build at the cutoff (`build_features`, DuckDB on every core), what `score` starts with;
-- `score_cutoff` end to end (the build, three models with exact TreeSHAP reasons for every player as batch
-  scoring gives them, the policy, the output table); goal: within 2x the build;
-- the scoring part alone, split into exact TreeSHAP (pred_contribs) and everything else, and the same
-  with exact reasons only where the policy acts (`exact_reasons="acted"`, the endpoint's setting).
+- `score_cutoff` end to end as `score` runs it by default (the build, three models, the policy, exact
+  TreeSHAP reasons for the players the policy acts on, none for the others, the output table); goal: within
+  2x the build;
+- the same with reasons for every player (`score --reasons all`);
+- the scoring part alone, both ways, with the exact TreeSHAP (pred_contribs) each needs: of the rows the
+  policy acts on, per model, or of every row.
 `os.getloadavg()` is printed with the figures.
 """
 
@@ -40,20 +42,37 @@ def timed(call: Any, repeats: int) -> tuple[float, Any]:
     return statistics.median(seconds), result
 
 
-def tree_shap_seconds(bundle: Any, features: Any) -> float:
-    """Seconds of exact pred_contribs of every booster on every row (what `exact_reasons="all"` computes)."""
+def tree_shap_seconds(bundle: Any, features: Any, rows: dict[str, Any] | None = None) -> float:
+    """Seconds of exact pred_contribs of every booster on `rows[model]` (a boolean per row), or on every row."""
     import xgboost
 
     total = 0.0
-    for model in bundle.models.values():
+    for name, model in bundle.models.items():
         booster = getattr(model, "booster_", None)
         if booster is None:
             continue
-        data = xgboost.DMatrix(features[model.feature_names_].to_numpy(dtype="float64"))
+        values = features[model.feature_names_].to_numpy(dtype="float64")
+        data = xgboost.DMatrix(values if rows is None else values[rows[name]])
         start = time.perf_counter()
         booster.predict(data, pred_contribs=True, validate_features=False)
         total += time.perf_counter() - start
     return total
+
+
+def acted_rows(results: list[dict], models: Any) -> dict[str, Any]:
+    """Per model, a boolean per row: the policy acts on it (what `score_frame` explains by default)."""
+    import numpy as np
+
+    return {name: np.array([any(a["model"] == name for a in r["actions"]) for r in results]) for name in models}
+
+
+def scored(bundle: Any, features: Any, reasons: str) -> list[dict]:
+    """`score_frame` and its table, as `score_cutoff` makes them; the rows."""
+    from playerguard.inference.scoring import score_frame, scores_table
+
+    results = score_frame(bundle, features, reasons=reasons)
+    scores_table(results)
+    return results
 
 
 def main() -> None:
@@ -63,7 +82,6 @@ def main() -> None:
     from playerguard.features.api import build_features
     from playerguard.inference.batch import score_cutoff
     from playerguard.inference.bundle import load_bundle
-    from playerguard.inference.scoring import score_frame, scores_table
     from playerguard.settings import Settings
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -84,17 +102,22 @@ def main() -> None:
               f"load average {os.getloadavg()}")
         build, features = timed(lambda: build_features(settings, cutoff, feature_set=bundle.feature_set), args.repeats)
         total, scores = timed(lambda: score_cutoff(settings, cutoff, bundle=bundle), args.repeats)
-        exact_all, _ = timed(lambda: scores_table(score_frame(bundle, features, exact_reasons="all")), args.repeats)
-        acted, _ = timed(lambda: scores_table(score_frame(bundle, features, exact_reasons="acted")), args.repeats)
-        shap = tree_shap_seconds(bundle, features)
+        total_all, _ = timed(lambda: score_cutoff(settings, cutoff, bundle=bundle, reasons="all"), args.repeats)
+        acted, results = timed(lambda: scored(bundle, features, "acted"), args.repeats)
+        everywhere, _ = timed(lambda: scored(bundle, features, "all"), args.repeats)
+        rows = acted_rows(results, bundle.models)
+        shap_acted, shap_all = tree_shap_seconds(bundle, features, rows), tree_shap_seconds(bundle, features)
         flagged = int((scores.table["actions"] != "[]").sum())
+        counts = ", ".join(f"{name} {int(mask.sum()):,}" for name, mask in rows.items())
         print(f"feature build: {len(features):,} players, median {build:.2f} s")
-        print(f"score_cutoff end to end: median {total:.2f} s = {total / build:.2f}x the build (goal <= 2x); "
-              f"{flagged:,} players with an action")
-        print(f"  scoring alone (exact reasons everywhere): {exact_all:.2f} s, of which exact TreeSHAP of the three "
-              f"boosters on every row {shap:.2f} s")
-        print(f"  scoring alone, exact reasons only where the policy acts: {acted:.2f} s; build + that = "
-              f"{(build + acted) / build:.2f}x the build")
+        print(f"score_cutoff end to end (reasons where the policy acts): median {total:.2f} s = {total / build:.2f}x "
+              f"the build (goal <= 2x); {flagged:,} players with an action")
+        print(f"score_cutoff end to end, reasons for every player (--reasons all): median {total_all:.2f} s = "
+              f"{total_all / build:.2f}x the build")
+        print(f"  scoring alone, reasons where the policy acts: {acted:.2f} s, of which exact TreeSHAP of the rows "
+              f"acted on ({counts}) {shap_acted:.2f} s")
+        print(f"  scoring alone, reasons for every player: {everywhere:.2f} s, of which exact TreeSHAP of the three "
+              f"boosters on every row {shap_all:.2f} s")
         import xgboost
 
         print(f"XGBoost nthread {xgboost.get_config()['nthread']} (0: every core); load average {os.getloadavg()}")

@@ -446,13 +446,17 @@ def score(
     bundle: Any = None,
     lookback: Duration = "28d",
     active_within: Duration | None = None,
+    reasons: str = "acted",
     home: Home = None,
 ) -> pd.DataFrame:
     """Score every player with an event before `cutoff` (default: just after the lake's last event day)
     with the champions or `bundle` (`score_cutoff`): scores, actions, reasons and model versions as JSON.
-    Notes on models without a champion are in `.attrs["notes"]`."""
+    `reasons`: "acted" gives feature reasons to the players the policy acts on (per model), "all" to every
+    player. Notes on models without a champion are in `.attrs["notes"]`."""
     from playerguard.inference.batch import score_cutoff
+    from playerguard.inference.scoring import check_reasons
 
+    check_reasons(reasons)
     settings, lookback_days = _settings(home), _days(lookback, "lookback")
     moment = _cutoff(cutoff) if cutoff is not None else _latest(settings)
     _check(settings, moment, lookback_days)
@@ -462,6 +466,7 @@ def score(
         bundle=_bundle(bundle, settings),
         lookback_days=lookback_days,
         active_within_days=_optional_days(active_within, "active_within"),
+        reasons=reasons,
     )
     scored.table.attrs["notes"] = scored.notes
     return scored.table

@@ -44,14 +44,23 @@ def score_command(
     lookback: LookbackOption = "28d",
     active_within: ActiveWithinOption = None,
     to_lake: Annotated[bool, typer.Option(help="Also write player_scores/player_flags into the lake (Glue on aws).")] = False,
+    reasons: Annotated[
+        str,
+        typer.Option(
+            "--reasons",
+            help="Which players get feature reasons: acted (those the policy acts on, per model) or all.",
+        ),
+    ] = "acted",
     home: HomeOption = None,
 ) -> None:
     """Batch-score the population at a cutoff with the champion models: scores, actions and reasons."""
     from playerguard.features.cutoffs import check_cutoff
     from playerguard.inference.batch import champion_bundle, score_cutoff
+    from playerguard.inference.scoring import check_reasons
 
     if out.suffix not in (".parquet", ".csv"):
         raise ConfigError(f"--out {out}: use a .parquet or .csv file name")
+    check_reasons(reasons, "--reasons")
     settings = settings_for(home)
     moment = parse_cutoff(cutoff)
     lookback_days = parse_days(lookback, "--lookback")
@@ -64,6 +73,7 @@ def score_command(
             bundle=loaded,
             lookback_days=lookback_days,
             active_within_days=parse_days(active_within, "--active-within") if active_within else None,
+            reasons=reasons,
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".csv":

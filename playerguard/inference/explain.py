@@ -163,7 +163,7 @@ def explain_player(
             f"unknown player {player_id!r}: no event before {cutoff.isoformat()} in the lake "
             f"({len(features):,} players have one)"
         )
-    scored = score_frame(bundle, row.head(1), top_k=top_k, exact_reasons="all")[0]
+    scored = score_frame(bundle, row.head(1), top_k=top_k, reasons="all")[0]
     reasons = []
     for model, model_reasons in scored["reasons"].items():
         rules = _rule_features(bundle.models[model])

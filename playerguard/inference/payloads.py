@@ -263,6 +263,8 @@ def _events_list(value: Any, where: str, limits: Limits) -> list[dict[str, Any]]
     if not isinstance(value, list):
         raise RequestError(f"{where} must be a list of event objects", "invalid_events")
     for i, event in enumerate(value):
+        if isinstance(event, dict) and len(event) <= limits.max_attributes:
+            continue  # the usual case, without building a message
         _object(event, f"{where}[{i}]")
         if len(event) > limits.max_attributes:
             raise RequestError(
@@ -280,6 +282,15 @@ def _parse_instances(items: list[Any], names: Sequence[str], limits: Limits) -> 
     from_events: list[int] = []
     events: list[dict[str, Any]] = []
     for row, item in enumerate(items):
+        # the usual record, features inline under a string id, is checked inline: the calls and the error
+        # texts made for every record were a third of the parse
+        stated = item.get("player_id") if type(item) is dict else None
+        player = stated.strip() if type(stated) is str else None
+        if player and "features" not in item and "events" not in item:
+            player_ids.append(player)
+            flat.append(item)
+            flat_rows.append(row)
+            continue
         record = _object(item, f"record {row}")
         player = _player_id(record.get("player_id"), f"record {row}")
         player_ids.append(player)
@@ -304,6 +315,8 @@ def _parse_instances(items: list[Any], names: Sequence[str], limits: Limits) -> 
             from_events.append(row)
     _check_count(len(events), limits.max_events, "events")
     given = _records_columns(flat, names, lambda i: f"record {flat_rows[i]}")
+    if len(flat_rows) == len(items):
+        return ParsedRequest(player_ids, given, from_events, events)
     columns = {}
     for name in names:
         column = np.full(len(items), np.nan)
@@ -319,8 +332,11 @@ def _parse_events(document: dict[str, Any], limits: Limits) -> ParsedRequest:
     normalized = []
     for i, event in enumerate(events):
         given = event.get("player_id")
-        player = _player_id(given, f"events[{i}]")
-        players.setdefault(player, None)
+        # the usual id, a string, is checked inline: a call and an error text per event cost more than it
+        player = given.strip() if type(given) is str else None
+        if not player:
+            player = _player_id(given, f"events[{i}]")
+        players[player] = None
         normalized.append(event if player is given else {**event, "player_id": player})
     _check_count(len(players), limits.max_records, "records")
     player_ids = list(players)
@@ -446,15 +462,54 @@ def parse_request(
     return parse_json(body, names, limits) if kind == JSON_TYPE else parse_csv(body, names, limits)
 
 
+# ---- request options -------------------------------------------------------------------------------------
+
+CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
+"""Where a request's options travel: InvokeEndpoint passes only the body and a few headers, and SageMaker
+forwards its `CustomAttributes` to the container as this header."""
+
+
+def reasons_option(custom_attributes: str | None) -> str:
+    """The request's `reasons` option from its custom attributes: `key=value` pairs separated by commas or
+    semicolons (`reasons=all`); other keys and bare values (a trace id) are ignored. "acted" when absent; a
+    RequestError naming the choices for any other value."""
+    from playerguard.inference.scoring import REASONS
+
+    chosen = "acted"
+    for pair in (custom_attributes or "").replace(";", ",").split(","):
+        key, equals, value = pair.partition("=")
+        if equals and key.strip().lower() == "reasons":
+            chosen = value.strip()
+    if chosen not in REASONS:
+        raise RequestError(
+            f"custom attribute reasons={shown(chosen)}: use {' or '.join(REASONS)}", "invalid_reasons"
+        )
+    return chosen
+
+
 # ---- events → features, and the frame ----------------------------------------------------------------------
 
 EventFeaturizer = Callable[[list[dict[str, Any]], datetime | None], pd.DataFrame]
-"""Raw events and an optional cutoff → player_id + feature columns, one row per player."""
+"""Raw events and an optional cutoff → player_id + feature columns, one row per player. A featurizer with
+`feature_rows(events, cutoff, names)` → (player ids, float64 rows × names) is asked that instead."""
 
 
-def default_cutoff(timestamps: pd.Series) -> datetime:
+def default_cutoff(timestamps: pd.Series | np.ndarray) -> datetime:
     """Just after the latest event (millisecond precision, as the feature queries use), so every event counts."""
     return (pd.Timestamp(timestamps.max()).floor("ms") + timedelta(milliseconds=1)).to_pydatetime()
+
+
+def _featurized(
+    featurize: EventFeaturizer, events: list[dict[str, Any]], cutoff: datetime | None, names: Sequence[str]
+) -> tuple[list[str], np.ndarray]:
+    """Player ids and their feature rows × `names` computed from `events`: by the featurizer's
+    `feature_rows` where it has one (no DataFrame in between), else from its frame."""
+    rows = getattr(featurize, "feature_rows", None)
+    if rows is not None:
+        return rows(events, cutoff, names)
+    computed = featurize(events, cutoff)
+    values = computed.reindex(columns=list(names)).to_numpy(dtype="float64", na_value=np.nan)
+    return computed["player_id"].tolist(), values
 
 
 def feature_matrix(parsed: ParsedRequest, names: Sequence[str], featurize: EventFeaturizer | None) -> np.ndarray:
@@ -470,14 +525,13 @@ def feature_matrix(parsed: ParsedRequest, names: Sequence[str], featurize: Event
         return values
     if featurize is None:
         raise RequestError("this bundle has no feature definitions, so it cannot score raw events", "no_feature_set")
-    computed = featurize(parsed.events, parsed.cutoff).set_index("player_id")
+    players, rows = _featurized(featurize, parsed.events, parsed.cutoff, names)
+    position = {player: i for i, player in enumerate(players)}
     wanted = [parsed.player_ids[row] for row in parsed.from_events]
-    absent = [player for player in wanted if player not in computed.index]
-    if absent:
-        raise RequestError(f"player {absent[0]!r} has no events before the cutoff", "no_events_before_cutoff")
-    values[parsed.from_events] = computed.reindex(index=wanted, columns=list(names)).to_numpy(
-        dtype="float64", na_value=np.nan
-    )
+    absent = next((player for player in wanted if player not in position), None)
+    if absent is not None:
+        raise RequestError(f"player {absent!r} has no events before the cutoff", "no_events_before_cutoff")
+    values[parsed.from_events] = rows[[position[player] for player in wanted]]
     check_range(values, names, lambda row: f"player {parsed.player_ids[row]} (features from its events)")
     return values
 

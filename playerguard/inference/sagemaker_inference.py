@@ -7,27 +7,37 @@ which SageMaker's scikit-learn framework container calls when this module is the
 
 In the container a handler must not raise for a bad request (the container would answer 500): `input_fn`
 and `predict_fn` hand a RequestError on as their result and `output_fn` turns it into the 4xx response.
+
+Reasons explain decisions: by default each model's feature reasons (exact TreeSHAP for the boosted models)
+come only with the rows its policy acts on, and the other rows get none (inhuman play still lists the rules
+a judged player breaks). A caller who wants reasons for every row says so in the request's custom
+attributes, `reasons=all`: SageMaker's InvokeEndpoint passes only the body and a few headers, and forwards
+its `CustomAttributes` as the `X-Amzn-SageMaker-Custom-Attributes` header, which the local server reads too
+(`reasons=acted` is the default; another value is a 400 `invalid_reasons`).
 """
 
 from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from tempfile import TemporaryDirectory
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from playerguard.errors import ConfigError, DataError
-from playerguard.features.compiler import ENVELOPE_TYPES
+from playerguard.features.compiler import ENVELOPE_TYPES, CompiledQuery, compile_features
 from playerguard.features.spec import NUMERIC_KINDS, FeatureSet, load_feature_set
 from playerguard.inference.bundle import FEATURES_FILE, Bundle, load_bundle, unpack_bundle
 from playerguard.inference.payloads import (
+    CUSTOM_ATTRIBUTES_HEADER,
     DEFAULT_LIMITS,
     FLOAT32_MAX,
     JSON_TYPE,
@@ -40,11 +50,28 @@ from playerguard.inference.payloads import (
     encode_predictions,
     feature_matrix,
     parse_request,
+    reasons_option,
 )
 from playerguard.inference.scoring import FeatureMatrix, model_feature_names, score_matrix
-from playerguard.lake.envelope import NUMBER, PARTITION_COLUMN, STRING
+from playerguard.lake.envelope import (
+    NUMBER,
+    PARTITION_COLUMN,
+    STRING,
+    Conformed,
+    arrow_type,
+    conform,
+)
+
+T = TypeVar("T")
 
 # ---- features from raw events ------------------------------------------------------------------------------
+
+_EVENTS_TABLE = "events"  # the feature query reads "temp"."events": a table in the request's own session
+# Column types an events frame has too; any other (nested, mixed, past 64 bits) takes the frame's way.
+_FRAME_TYPES = (
+    pa.types.is_string, pa.types.is_floating, pa.types.is_integer, pa.types.is_boolean, pa.types.is_null
+)
+_UNREAD_EVENT_ID = "request"  # every event's event_id when no definition reads one: conform derives none
 
 
 def _attribute_kinds(feature_set: FeatureSet) -> dict[str, str]:
@@ -65,24 +92,83 @@ def _attribute_kinds(feature_set: FeatureSet) -> dict[str, str]:
     return kinds
 
 
-class _FrameEngine:
-    """The feature layer's SQL engine port over one request's events, held in a DuckDB temp view."""
+def _columns_read(kinds: dict[str, str]) -> dict[str, str]:
+    """The columns a feature query reads, with their types: each event's player, type and time, its
+    partition, and what the definitions read (an envelope column keeps its own type)."""
+    read = {name: ENVELOPE_TYPES[name] for name in ("player_id", "event_type", "event_timestamp")}
+    read[PARTITION_COLUMN] = STRING
+    for name, kind in kinds.items():
+        read.setdefault(name, ENVELOPE_TYPES.get(name, kind))
+    return read
 
-    database, table = "temp", "events"
 
-    def __init__(self, cursor: Any, events: pd.DataFrame, types: dict[str, str]) -> None:
-        import pyarrow as pa
+def _arrow_events(events: list[dict[str, Any]]) -> pa.Table | None:
+    """The events as the Arrow table `conform` makes of their frame (`_events_frame`), built without pandas;
+    None when a column needs the frame's handling (mixed or nested values, integers past 64 bits, a game_id
+    or platform that is not text)."""
+    try:
+        table = pa.Table.from_struct_array(pa.array(events, from_pandas=True))  # NaN is null, as from a frame
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return None
+    if not all(any(is_type(kind) for is_type in _FRAME_TYPES) for kind in table.schema.types):
+        return None
+    for i, column in enumerate(table.columns):
+        if pa.types.is_integer(column.type) and column.null_count:  # a frame holds gappy integers as floats
+            table = table.set_column(i, table.field(i).name, column.cast(pa.float64(), safe=False))
+    return _with_envelope_defaults(table)
 
-        self._cursor, self._types = cursor, types
-        # as Arrow: DuckDB registers an Arrow table in half the time of the frame it came from, conversion
-        # included (NaN and NA become NULL either way)
-        cursor.register(self.table, pa.Table.from_pandas(events, preserve_index=False))
 
-    def column_types(self) -> dict[str, str]:
-        return self._types
+def _with_envelope_defaults(table: pa.Table) -> pa.Table | None:
+    """game_id and platform "unknown" where an event has none; None if either is not text."""
+    for name in ("game_id", "platform"):
+        if name not in table.column_names:
+            table = table.append_column(name, pa.repeat("unknown", table.num_rows))
+            continue
+        column = table.column(name)
+        if not (pa.types.is_string(column.type) or pa.types.is_null(column.type)):
+            return None
+        filled = pc.fill_null(column.cast(pa.string()), "unknown")
+        table = table.set_column(table.column_names.index(name), name, filled)
+    return table
 
-    def query(self, sql: str, params: Sequence[str]) -> pd.DataFrame:
-        return self._cursor.execute(_duckdb_sql(sql), list(params)).df()
+
+def _events_frame(events: list[dict[str, Any]]) -> pd.DataFrame:
+    """The events as a frame, game_id and platform defaulted; RequestError naming a nested value."""
+    for i, event in enumerate(events):
+        nested = next((key for key, value in event.items() if isinstance(value, dict | list)), None)
+        if nested is not None:
+            raise RequestError(f"events[{i}]: {nested!r} must be a number, string or null", "invalid_events")
+    frame = pd.DataFrame.from_records(events)
+    for column in ("game_id", "platform"):
+        frame[column] = frame[column].fillna("unknown") if column in frame else "unknown"
+    return frame
+
+
+def _check_attribute_range(valid: pa.Table, attribute_types: dict[str, str]) -> None:
+    """A number attribute at or beyond float32 range is invalid input (features made from it would be too)."""
+    for name, kind in attribute_types.items():
+        if kind != NUMBER or name not in valid.column_names:
+            continue
+        column = valid.column(name).to_numpy()  # nulls are NaN
+        with np.errstate(invalid="ignore"):
+            outside = np.flatnonzero(np.abs(column) >= FLOAT32_MAX)
+        if len(outside):
+            raise RequestError(
+                f"events[{outside[0]}]: attribute {name!r} is {column[outside[0]]:.4g}, outside the range the "
+                f"models accept (magnitude under {FLOAT32_MAX:.4g})",
+                "value_out_of_range",
+            )
+
+
+def _refuse_rejected(conformed: Conformed, events: int) -> None:
+    """RequestError naming the first invalid event, if any."""
+    rejected = conformed.rejected_rows.num_rows
+    if rejected:
+        first = conformed.rejected.iloc[0]
+        raise RequestError(
+            f"{rejected} of {events} events are invalid; first: {first['reason']} in {first['row'][:200]}",
+            "invalid_events",
+        )
 
 
 @functools.lru_cache(maxsize=16)
@@ -94,25 +180,22 @@ def _duckdb_sql(sql: str) -> str:
     return transpile_to_duckdb(sql)
 
 
-def _check_attribute_range(valid: pd.DataFrame, attribute_types: dict[str, str]) -> None:
-    """A number attribute at or beyond float32 range is invalid input (features made from it would be too)."""
-    for name, kind in attribute_types.items():
-        if kind != NUMBER or name not in valid:
-            continue
-        column = valid[name].to_numpy(dtype="float64", na_value=np.nan)
-        with np.errstate(invalid="ignore"):
-            outside = np.flatnonzero(np.abs(column) >= FLOAT32_MAX)
-        if len(outside):
-            raise RequestError(
-                f"events[{outside[0]}]: attribute {name!r} is {column[outside[0]]:.4g}, outside the range the "
-                f"models accept (magnitude under {FLOAT32_MAX:.4g})",
-                "value_out_of_range",
-            )
+def _feature_values(query: CompiledQuery, result: dict[str, np.ndarray], names: Sequence[str]) -> np.ndarray:
+    """The features of a one-cutoff query's result × `names` as float64, exactly as `CompiledQuery.finalize`
+    makes them (recency and tenure in days before the cutoff); NaN where undefined or not in the set."""
+    epoch = query.cutoffs[0].timestamp()
+    computed, in_days = set(query.feature_names), set(query.epoch_features)
+    values = np.full((len(result["player_id"]), len(names)), np.nan)
+    for j, name in enumerate(names):
+        if name in computed:
+            column = np.ma.filled(result[name].astype("float64"), np.nan)  # NULL is NaN
+            values[:, j] = (epoch - column) / 86400.0 if name in in_days else column
+    return values
 
 
 class EventsFeaturizer:
-    """Raw events → features with a bundle's feature definitions: `build_features` over an in-memory table,
-    so a request computes exactly what training computed from the lake.
+    """Raw events → features with a bundle's feature definitions: the query `build_features` compiles, over
+    the request's events in DuckDB, so a request computes exactly what training computed from the lake.
 
     Events need player_id, event_type and event_timestamp; game_id and platform default to "unknown"
     (features do not read them unless a definition filters on them). `lookback_days` resolves definitions
@@ -123,9 +206,9 @@ class EventsFeaturizer:
         self.feature_set = feature_set
         self.lookback_days = lookback_days
         self._kinds = _attribute_kinds(feature_set)
+        self._columns = _columns_read(self._kinds)
         self._connection: Any = None
         self._lock = threading.Lock()
-        self._settings: Any = None  # read from the environment once, on first use
 
     def _cursor(self) -> Any:
         import duckdb
@@ -135,65 +218,80 @@ class EventsFeaturizer:
                 self._connection = duckdb.connect(config={"threads": 1})  # tables of one request are small
             return self._connection.cursor()
 
-    def _conformed(self, events: list[dict[str, Any]]) -> tuple[pd.DataFrame, dict[str, str]]:
-        from playerguard.lake.envelope import conform
-
-        kinds: set[type] = set()
-        for event in events:
-            kinds.update(map(type, event.values()))
-        if dict in kinds or list in kinds:  # then find the first, to name it
-            for i, event in enumerate(events):
-                nested = next((key for key, value in event.items() if isinstance(value, dict | list)), None)
-                if nested is not None:
-                    raise RequestError(f"events[{i}]: {nested!r} must be a number, string or null", "invalid_events")
-        frame = pd.DataFrame.from_records(events)
-        for column in ("game_id", "platform"):
-            frame[column] = frame[column].fillna("unknown") if column in frame else "unknown"
+    def _conform(self, events: list[dict[str, Any]]) -> Conformed:
+        """The events checked and typed as ingest would; RequestError if the batch cannot be conformed."""
+        table = _arrow_events(events)
         try:
-            conformed = conform(frame, known_types=self._kinds, source="request")
+            if table is None:
+                return conform(_events_frame(events), known_types=self._kinds, source="request")
+            if "event_id" in self._columns:  # read by a definition: derived where missing, as ingest does
+                return conform(table, known_types=self._kinds, source="request")
+            without = table.drop_columns(["event_id"]) if "event_id" in table.column_names else table
+            given = without.append_column("event_id", pa.repeat(_UNREAD_EVENT_ID, table.num_rows))
+            return conform(given, known_types=self._kinds, source="request", raw=table)
         except ConfigError as error:
             raise RequestError(f"invalid events: {error}", "invalid_events") from None
-        if len(conformed.rejected):
-            first = conformed.rejected.iloc[0]
-            raise RequestError(
-                f"{len(conformed.rejected)} of {len(frame)} events are invalid; first: {first['reason']} "
-                f"in {first['row'][:200]}",
-                "invalid_events",
-            )
-        valid = conformed.valid
+
+    def _table(self, events: list[dict[str, Any]]) -> pa.Table:
+        """The events conformed as the lake stores them (RequestError if any is invalid), in the columns the
+        feature query reads: event_timestamp naive UTC, as Athena's column is; NULL for an attribute no event
+        carries, as the lake would read it."""
+        conformed = self._conform(events)
+        _refuse_rejected(conformed, len(events))
+        valid = conformed.table
         _check_attribute_range(valid, conformed.attribute_types)
-        valid["event_timestamp"] = valid["event_timestamp"].dt.tz_convert("UTC").dt.tz_localize(None)
-        types = {**ENVELOPE_TYPES, PARTITION_COLUMN: STRING, **conformed.attribute_types}
-        for name, kind in self._kinds.items():
-            if name not in valid:  # an attribute no event carries reads as NULL, as it would from the lake
-                valid[name] = np.nan if kind == NUMBER else pd.Series(pd.NA, index=valid.index, dtype="string")
-                types[name] = kind
-        return valid, types
+        columns = {}
+        for name, kind in self._columns.items():
+            present = name in valid.column_names
+            columns[name] = valid.column(name) if present else pa.nulls(valid.num_rows, arrow_type(kind))
+        columns["event_timestamp"] = columns["event_timestamp"].cast(pa.timestamp("us"))  # the same instants
+        return pa.table(columns)
+
+    def _query(
+        self, events: list[dict[str, Any]], cutoff: datetime | None, fetch: Callable[[Any], T]
+    ) -> tuple[CompiledQuery, T]:
+        """The compiled feature query and its result over the events, as `fetch` takes it from DuckDB."""
+        if not events:
+            raise RequestError("no events to compute features from", "invalid_events")
+        table = self._table(events)
+        if cutoff is None:
+            cutoff = default_cutoff(table.column("event_timestamp").to_numpy())
+        try:
+            # keyed on the player id itself: build_features may group on a hash of it, which saves time on a
+            # lake, not on a request, and computes the same values when no two players share a hash
+            query = compile_features(
+                self.feature_set,
+                [cutoff],
+                lookback_days=self.lookback_days,
+                columns=self._columns,
+                database="temp",
+                table=_EVENTS_TABLE,
+            )
+        except ConfigError as error:
+            raise RequestError(f"invalid events: {error}", "invalid_events") from None
+        cursor = self._cursor()
+        try:
+            # a table, not a view of the Arrow table: the query scans it nine times, and each scan of a
+            # view calls back into pyarrow (together 3 ms more than copying 3,000 events once)
+            cursor.register("request_events", table)
+            cursor.execute(f"CREATE TEMP TABLE {_EVENTS_TABLE} AS FROM request_events")
+            return query, fetch(cursor.execute(_duckdb_sql(query.sql), list(query.params)))
+        finally:
+            cursor.close()
 
     def __call__(self, events: list[dict[str, Any]], cutoff: datetime | None = None) -> pd.DataFrame:
         """player_id, cutoff and the features, one row per player with an event before the cutoff
-        (default: just after the latest event)."""
-        from playerguard.features.api import build_features
-        from playerguard.settings import Settings
+        (default: just after the latest event), as `build_features` returns them."""
+        query, raw = self._query(events, cutoff, lambda result: result.df())
+        return query.finalize(raw)
 
-        if not events:
-            raise RequestError("no events to compute features from", "invalid_events")
-        if self._settings is None:
-            self._settings = Settings()
-        valid, types = self._conformed(events)
-        cursor = self._cursor()
-        try:
-            return build_features(
-                self._settings,
-                cutoff or default_cutoff(valid["event_timestamp"]),
-                lookback_days=self.lookback_days,
-                feature_set=self.feature_set,
-                engine=_FrameEngine(cursor, valid, types),
-            )
-        except ConfigError as error:
-            raise RequestError(f"invalid events: {error}", "invalid_events") from None
-        finally:
-            cursor.close()
+    def feature_rows(
+        self, events: list[dict[str, Any]], cutoff: datetime | None, names: Sequence[str]
+    ) -> tuple[list[str], np.ndarray]:
+        """The players with an event before the cutoff, and their features × `names` (float64, NaN where
+        undefined): the values of `__call__`, without the frames (6 ms of a 100-player request)."""
+        query, result = self._query(events, cutoff, lambda relation: relation.fetchnumpy())
+        return result["player_id"].tolist(), _feature_values(query, result, names)
 
 
 # ---- the served bundle and the scoring path ----------------------------------------------------------------
@@ -249,12 +347,14 @@ def score_request(
     limits: Limits = DEFAULT_LIMITS,
     *,
     threads: int = 1,
+    reasons: str = "acted",
 ) -> list[dict[str, Any]]:
     """Parse a request body, compute features from events where needed, and score: one prediction per
     record (per player for raw events), as `score_frame` returns them. RequestError on a bad request.
 
-    The features go from the parsed request to one matrix with no DataFrame in between. Reasons are exact
-    (TreeSHAP) for the rows the policy acts on and approximate for the others (`score_matrix`).
+    The features go from the parsed request to one matrix with no DataFrame in between. `reasons` (the
+    request's option, see `reasons_option`): "acted" explains, per model, the rows the policy acts on
+    (exact TreeSHAP, one call per model) and gives the others no feature reasons; "all" explains every row.
 
     XGBoost runs on `threads` threads in this call (0: its default, every core). One is right for
     request-sized batches: threads cost more than they save on a hundred rows, and oversubscribed
@@ -267,7 +367,7 @@ def score_request(
     matrix = FeatureMatrix(served.feature_names, values)
     try:
         with xgboost.config_context(nthread=threads):  # thread-local: only this request's thread
-            return score_matrix(served.bundle, parsed.player_ids, matrix, exact_reasons="acted")
+            return score_matrix(served.bundle, parsed.player_ids, matrix, reasons=reasons)
     except DataError as error:
         raise RequestError(str(error), "unscorable") from None
 
@@ -277,11 +377,22 @@ def score_request(
 
 @dataclass(frozen=True)
 class Invocation:
-    """A request body accepted by `input_fn`; it is parsed against the model's features in `predict_fn`,
-    because SageMaker does not pass the model to `input_fn`."""
+    """A request body accepted by `input_fn`, and its options; it is parsed against the model's features in
+    `predict_fn`, because SageMaker does not pass the model to `input_fn`."""
 
     body: bytes | str
     content_type: str | None
+    reasons: str = "acted"
+
+
+def _custom_attributes() -> str | None:
+    """The request's custom attributes header, read from the container's Flask request (the handler
+    functions receive only the body and the content type)."""
+    try:
+        import flask
+    except ImportError:
+        return None
+    return flask.request.headers.get(CUSTOM_ATTRIBUTES_HEADER) if flask.has_request_context() else None
 
 
 def model_fn(model_dir: str) -> ServingBundle:
@@ -293,12 +404,14 @@ def model_fn(model_dir: str) -> ServingBundle:
 
 
 def input_fn(input_data: bytes | str, content_type: str | None) -> Invocation | RequestError:
-    """SageMaker: check the body's size and content type."""
+    """SageMaker: check the body's size and content type, and read the request's options (`reasons=all`
+    in its CustomAttributes)."""
     try:
         check_request(input_data, content_type, DEFAULT_LIMITS)
+        reasons = reasons_option(_custom_attributes())
     except RequestError as error:
         return error
-    return Invocation(input_data, content_type)
+    return Invocation(input_data, content_type, reasons)
 
 
 def predict_fn(invocation: Invocation | RequestError, model: ServingBundle) -> list[dict[str, Any]] | RequestError:
@@ -306,7 +419,7 @@ def predict_fn(invocation: Invocation | RequestError, model: ServingBundle) -> l
     if isinstance(invocation, RequestError):
         return invocation
     try:
-        return score_request(model, invocation.body, invocation.content_type)
+        return score_request(model, invocation.body, invocation.content_type, reasons=invocation.reasons)
     except RequestError as error:
         return error
 

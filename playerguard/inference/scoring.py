@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from playerguard.errors import DataError
+from playerguard.errors import ConfigError, DataError
 from playerguard.inference.bundle import Bundle
 from playerguard.model_names import MODEL_NAMES
+from playerguard.training.inhuman_explain import spread
 
 TABLE_COLUMNS: tuple[str, ...] = (
     "player_id",
@@ -23,8 +25,17 @@ TABLE_COLUMNS: tuple[str, ...] = (
 )
 
 
-EXACT_REASONS: tuple[str, ...] = ("all", "acted")
-"""Which rows get exact reasons: every row, or the rows the policy acts on (the others get approximate ones)."""
+REASONS: tuple[str, ...] = ("acted", "all")
+"""Which rows get feature reasons: "acted", per model the rows its policy acts on (reasons explain
+decisions), or "all", every row. Reasons are exact either way (TreeSHAP for the boosted models)."""
+
+
+def check_reasons(reasons: str, what: str = "reasons") -> str:
+    """`reasons` when it is one of REASONS; else ConfigError naming the choices (`what`: how the caller
+    spells the option)."""
+    if reasons not in REASONS:
+        raise ConfigError(f"{what} must be {' or '.join(REASONS)}, got {reasons!r}")
+    return reasons
 
 
 @dataclass(frozen=True)
@@ -87,16 +98,17 @@ def _takes_matrix(model: Any) -> bool:
 
 
 def score_frame(
-    bundle: Bundle, features: pd.DataFrame, *, top_k: int = 3, exact_reasons: str = "acted"
+    bundle: Bundle, features: pd.DataFrame, *, top_k: int = 3, reasons: str = "acted"
 ) -> list[dict]:
     """Score every row of `features` (player_id + feature columns) with every model in `bundle`.
 
     Returns one dict per row: player_id, scores {model: probability}, actions (policy decisions),
-    reasons {model: top reasons}, model_versions {model: version}. One predict and one explain call per
-    model for the whole frame; the feature columns are converted to a matrix once, for every model.
-    `exact_reasons` (see `score_matrix`) defaults to what the endpoint answers, exact reasons for the rows
-    the policy acts on; pass "all" for exact reasons everywhere (batch scoring, reports).
+    reasons {model: top reasons}, model_versions {model: version}. One predict and at most one explain
+    call per model for the whole frame; the feature columns are converted to a matrix once, for every
+    model. `reasons` (see `score_matrix`): "acted" (the default, what the endpoint answers) explains the
+    rows the policy acts on; "all" explains every row.
     """
+    check_reasons(reasons)
     if "player_id" not in features.columns:
         raise DataError("the feature frame has no player_id column")
     if features["player_id"].isna().any():
@@ -107,7 +119,7 @@ def score_frame(
         return []
     matrix = frame_matrix(features, model_feature_names(m for m in bundle.models.values() if _takes_matrix(m)))
     player_ids = [str(player) for player in features["player_id"].tolist()]
-    return score_matrix(bundle, player_ids, matrix, top_k=top_k, exact_reasons=exact_reasons, frame=features)
+    return score_matrix(bundle, player_ids, matrix, top_k=top_k, reasons=reasons, frame=features)
 
 
 def score_matrix(
@@ -116,61 +128,116 @@ def score_matrix(
     matrix: FeatureMatrix,
     *,
     top_k: int = 3,
-    exact_reasons: str = "acted",
+    reasons: str = "acted",
     frame: pd.DataFrame | None = None,
 ) -> list[dict]:
     """`score_frame` on features already selected into a matrix (`frame`, when given, is what models that
     take frames only receive; else one is built from the matrix).
 
-    `exact_reasons`: "all" gives every row exact reasons (TreeSHAP for the boosted models); "acted" gives
-    exact reasons to the rows the policy acts on for that model and XGBoost's approximate contributions to
-    the others, which costs a fraction. Either way each feature reason of a model that can tell names its
-    `method` ("tree_shap", "approx", "linear" or "detector").
+    Every model scores first, then the policy decides, then the models explain. `reasons`: "acted" gives
+    feature reasons to the rows the policy acts on for that model, computed exactly in one call per model
+    (TreeSHAP for the boosted models), and none to the other rows (inhuman play still lists the rules a
+    judged row breaks); "all" explains every row. Each feature reason of a model that can tell names its
+    `method` ("tree_shap", "linear", "detector" or "btyd").
     """
-    if exact_reasons not in EXACT_REASONS:
-        raise ValueError(f"exact_reasons must be one of {EXACT_REASONS}, got {exact_reasons!r}")
+    check_reasons(reasons)
     rows = len(player_ids)
     if rows == 0:
         return []
-    scores: dict[str, list[float]] = {}
-    reasons: dict[str, list[list[dict]]] = {}
+    inputs = _model_inputs(bundle, player_ids, matrix, frame)
+    scores = {name: _scores(name, model, inputs[name], rows) for name, model in bundle.models.items()}
+    features = feature_values(matrix, frame)
     actions: dict[str, list[dict | None]] = {}
-    for name, model in bundle.models.items():
-        if _takes_matrix(model):
-            wanted = model.feature_names_
-            if wanted and matrix.absent.issuperset(wanted):
-                raise DataError(
-                    f"the feature frame has none of the {len(wanted)} features the {name} model was fitted on "
-                    f"(e.g. {', '.join(wanted[:3])})"
-                )
-            inputs: Any = matrix.select(wanted)
-        else:
-            frame = matrix.frame(player_ids) if frame is None else frame
-            inputs = frame
-        values = np.asarray(model.predict_score(inputs), dtype="float64")
-        if values.shape != (rows,):
-            raise DataError(f"the {name} model returned {values.shape} scores for {rows} rows")
-        scores[name] = values.tolist()
+    for name, values in scores.items():
         actions[name] = bundle.policy.decide(
-            name, values, bundle.thresholds.get(name), features=feature_values(matrix, frame)
+            name, values, bundle.thresholds.get(name), features=features, model_scores=scores
         )
-        if _takes_matrix(model):
-            acted = np.array([action is not None for action in actions[name]], dtype=bool)
-            exact = acted if exact_reasons == "acted" else np.ones(rows, dtype=bool)
-            reasons[name] = model.explain(inputs, top_k=top_k, exact_rows=exact)
-        else:
-            reasons[name] = model.explain(inputs, top_k=top_k)
-    versions = bundle.versions
+    explained = {
+        name: _reasons(model, inputs[name], _reason_rows(actions[name], reasons), top_k)
+        for name, model in bundle.models.items()
+    }
+    return _predictions(player_ids, scores, actions, explained, bundle.versions)
+
+
+def _model_inputs(
+    bundle: Bundle, player_ids: Sequence[str], matrix: FeatureMatrix, frame: pd.DataFrame | None
+) -> dict[str, Any]:
+    """What each model scores: its columns of the matrix (selected once per distinct column list, the whole
+    matrix when they are all of it), or the frame for models that take frames only."""
+    selected: dict[tuple[str, ...], np.ndarray] = {}
+    inputs: dict[str, Any] = {}
+    for name, model in bundle.models.items():
+        if not _takes_matrix(model):
+            frame = matrix.frame(player_ids) if frame is None else frame
+            inputs[name] = frame
+            continue
+        wanted = tuple(model.feature_names_)
+        if wanted and matrix.absent.issuperset(wanted):
+            raise DataError(
+                f"the feature frame has none of the {len(wanted)} features the {name} model was fitted on "
+                f"(e.g. {', '.join(wanted[:3])})"
+            )
+        if wanted not in selected:
+            selected[wanted] = matrix.values if wanted == matrix.names else matrix.select(wanted)
+        inputs[name] = selected[wanted]
+    return inputs
+
+
+def _scores(name: str, model: Any, inputs: Any, rows: int) -> np.ndarray:
+    values = np.asarray(model.predict_score(inputs), dtype="float64")
+    if values.shape != (rows,):
+        raise DataError(f"the {name} model returned {values.shape} scores for {rows} rows")
+    return values
+
+
+def _reason_rows(actions: list[dict | None], reasons: str) -> np.ndarray:
+    """Per row, whether it gets feature reasons: it does when the policy acts on it, or with "all"."""
+    if reasons == "all":
+        return np.ones(len(actions), dtype=bool)
+    return np.array([action is not None for action in actions], dtype=bool)
+
+
+def _reasons(model: Any, inputs: Any, wanted: np.ndarray, top_k: int) -> list[list[dict]]:
+    if _takes_matrix(model):
+        return model.explain(inputs, top_k=top_k, reason_rows=wanted)
+    rows = np.flatnonzero(wanted)  # a model that takes frames explains the rows that get reasons, and no more
+    if len(rows) == 0:
+        return [[] for _ in range(len(wanted))]
+    explained = model.explain(inputs if len(rows) == len(wanted) else inputs.iloc[rows], top_k)
+    return spread(explained, rows, len(wanted))
+
+
+def _predictions(
+    player_ids: Sequence[str],
+    scores: dict[str, np.ndarray],
+    actions: dict[str, list[dict | None]],
+    reasons: dict[str, list[list[dict]]],
+    versions: dict[str, str],
+) -> list[dict]:
+    """One answer per row, models in bundle order."""
+    names = list(scores)
+    rows = zip(
+        player_ids,
+        _by_row([scores[name].tolist() for name in names], len(player_ids)),
+        _by_row([actions[name] for name in names], len(player_ids)),
+        _by_row([reasons[name] for name in names], len(player_ids)),
+        strict=True,
+    )
     return [
         {
             "player_id": player_id,
-            "scores": {name: scores[name][i] for name in scores},
-            "actions": [actions[name][i] for name in actions if actions[name][i] is not None],
-            "reasons": {name: reasons[name][i] for name in reasons},
+            "scores": dict(zip(names, row_scores, strict=True)),
+            "actions": [action for action in row_actions if action is not None],
+            "reasons": dict(zip(names, row_reasons, strict=True)),
             "model_versions": dict(versions),
         }
-        for i, player_id in enumerate(player_ids)
+        for player_id, row_scores, row_actions, row_reasons in rows
     ]
+
+
+def _by_row(columns: list[list[Any]], rows: int) -> Iterable[tuple[Any, ...]]:
+    """Per-model lists as one tuple per row (empty tuples when there is no model)."""
+    return zip(*columns, strict=True) if columns else itertools.repeat((), rows)
 
 
 def scores_table(results: Sequence[dict]) -> pd.DataFrame:
@@ -179,9 +246,33 @@ def scores_table(results: Sequence[dict]) -> pd.DataFrame:
     data = {
         "player_id": [r["player_id"] for r in results],
         **{f"{name}_score": [r["scores"].get(name, np.nan) for r in results] for name in MODEL_NAMES},
-        "actions": [json.dumps(r["actions"]) for r in results],
-        "reasons": [json.dumps(r["reasons"]) for r in results],
-        "model_versions": [json.dumps(r["model_versions"], sort_keys=True) for r in results],
+        "actions": json_strings([r["actions"] for r in results], lambda actions: () if not actions else None),
+        "reasons": json_strings([r["reasons"] for r in results], _unexplained),
+        "model_versions": json_strings(
+            [r["model_versions"] for r in results], lambda versions: tuple(versions.items()), sort_keys=True
+        ),
     }
     table = pd.DataFrame(data, columns=list(TABLE_COLUMNS))
     return table.astype({f"{name}_score": "float64" for name in MODEL_NAMES})
+
+
+def json_strings(values: Sequence[Any], key: Callable[[Any], Hashable | None], **options: Any) -> list[str]:
+    """`json.dumps(value, **options)` of each value; values with the same `key` (not None) are encoded once
+    (most rows of a population have no action and the same versions: encoding each was a third of scoring)."""
+    encoded: dict[Hashable, str] = {}
+    strings = []
+    for value in values:
+        shared = key(value)
+        if shared is None:
+            strings.append(json.dumps(value, **options))
+            continue
+        text = encoded.get(shared)
+        if text is None:
+            text = encoded[shared] = json.dumps(value, **options)
+        strings.append(text)
+    return strings
+
+
+def _unexplained(reasons: dict[str, list[dict]]) -> tuple[str, ...] | None:
+    """The models of a row without any reason (its JSON is the same as every such row's), else None."""
+    return None if any(reasons.values()) else tuple(reasons)

@@ -4,7 +4,9 @@ endpoint_url=...)` is one client for this server and for SageMaker.
 
 Uvicorn + Starlette: requests are parsed, scored and encoded in a worker thread (`score_request`, the same
 function the SageMaker handlers call), so /ping stays responsive while a batch is scored; the answer's
-`Server-Timing` header says how long scoring and encoding took. The bundle sits
+`Server-Timing` header says how long scoring and encoding took. Request options come in the
+`X-Amzn-SageMaker-Custom-Attributes` header, as SageMaker forwards them (`reasons=all`: feature reasons for
+every row, not only those the policy acts on). The bundle sits
 in a `BundleHolder`; `POST /admin/reload` (loopback clients only, with a loopback Host and no foreign Origin,
 so a web page cannot trigger it) and SIGHUP build the new bundle first and then swap one reference, so a
 request in flight finishes on the bundle it started with. With `PLAYERGUARD_BUNDLE_DIGEST` set, a bundle
@@ -45,6 +47,7 @@ from starlette.routing import Route
 
 from playerguard.errors import ConfigError, PlayerguardError
 from playerguard.inference.payloads import (
+    CUSTOM_ATTRIBUTES_HEADER,
     DEFAULT_LIMITS,
     JSON_TYPE,
     Limits,
@@ -55,6 +58,7 @@ from playerguard.inference.payloads import (
     check_body_size,
     encode_error,
     encode_predictions,
+    reasons_option,
 )
 from playerguard.inference.sagemaker_inference import ServingBundle, load_serving_bundle, score_request
 from playerguard.settings import Settings
@@ -184,10 +188,12 @@ async def _read_body(request: Request, limits: Limits) -> bytes:
     return b"".join(chunks)
 
 
-def _score(served: ServingBundle, body: bytes, content_type: str | None, limits: Limits) -> tuple[bytes, str]:
+def _score(
+    served: ServingBundle, body: bytes, content_type: str | None, limits: Limits, reasons: str = "acted"
+) -> tuple[bytes, str]:
     """The response body, and a Server-Timing value: time to parse and score, and to encode (ms)."""
     start = time.perf_counter()
-    predictions = score_request(served, body, content_type, limits)
+    predictions = score_request(served, body, content_type, limits, reasons=reasons)
     scored = time.perf_counter()
     encoded = encode_predictions(predictions)
     timing = f"score;dur={(scored - start) * 1e3:.2f}, encode;dur={(time.perf_counter() - scored) * 1e3:.2f}"
@@ -267,10 +273,11 @@ def create_app(
             return _json(503, "not_ready", "no bundle loaded yet; poll GET /ping")
         try:
             check_accept(request.headers.get("accept"))
+            reasons = reasons_option(request.headers.get(CUSTOM_ATTRIBUTES_HEADER))
             body = await _read_body(request, limits)
             content_type = request.headers.get("content-type")
             result, timing = await asyncio.get_running_loop().run_in_executor(
-                scoring_pool, _score, served, body, content_type, limits
+                scoring_pool, _score, served, body, content_type, limits, reasons
             )
         except RequestError as error:
             response = _error(error, runtime_api)

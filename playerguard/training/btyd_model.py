@@ -25,7 +25,7 @@ from playerguard.errors import DataError
 from playerguard.training.base import STATE_FILE, binary_labels, read_model_state
 from playerguard.training.btyd import BGNBD
 from playerguard.training.calibration import Calibrator
-from playerguard.training.inhuman_explain import top_reasons
+from playerguard.training.inhuman_explain import chosen_rows, spread, top_reasons
 from playerguard.training.params import ModelParams
 
 KIND = "btyd"
@@ -154,18 +154,23 @@ class BTYDModel(ModelParams):
         return 1.0 / (1.0 + np.exp(-margin))
 
     def explain(
-        self, X: pd.DataFrame | np.ndarray, top_k: int = 3, *, exact_rows: np.ndarray | None = None
+        self, X: pd.DataFrame | np.ndarray, top_k: int = 3, *, reason_rows: np.ndarray | None = None
     ) -> list[list[dict]]:
-        """Each input's pull on the log-odds: the change when it is set to the training median."""
-        values = self._values(X)
+        """Each input's pull on the log-odds: the change when it is set to the training median. With
+        `reason_rows` (a boolean per row), only those rows are explained and each reason names its method,
+        "btyd"; the other rows get no reasons."""
+        everything = self._values(X)
+        rows = chosen_rows(reason_rows, len(everything))
+        values = everything if len(rows) == len(everything) else everything[rows]
         base = self.margin(values)
         contributions = np.empty_like(values)
         for i in range(values.shape[1]):
             typical = values.copy()
             typical[:, i] = self.medians_[i]
             contributions[:, i] = base - self.margin(typical)
-        methods = None if exact_rows is None else np.full(values.shape[0], KIND)
-        return top_reasons(contributions, values, self.feature_names_, top_k, methods=methods)
+        method = None if reason_rows is None else KIND
+        reasons = top_reasons(contributions, values, self.feature_names_, top_k, method=method)
+        return spread(reasons, rows, len(everything))
 
     def save(self, directory: Path) -> None:
         directory = Path(directory)

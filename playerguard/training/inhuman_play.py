@@ -62,7 +62,14 @@ from playerguard.training.inhuman_data import (
     labels_array,
 )
 from playerguard.training.inhuman_detectors import check_directions, detector_from_state, make_detector
-from playerguard.training.inhuman_explain import detector_reasons, shap_reasons
+from playerguard.training.inhuman_explain import (
+    DETECTOR,
+    TREE_SHAP,
+    detector_reasons,
+    shap_reasons,
+    spread,
+    take_rows,
+)
 from playerguard.training.inhuman_pu import budget_threshold, hidden_share, label_frequency, pu_flag_rate
 from playerguard.training.metrics import operating_threshold
 from playerguard.training.params import ModelParams
@@ -99,7 +106,7 @@ class InhumanPlayModel(ModelParams):
     name: ClassVar[str] = "inhuman_play"
     kind: ClassVar[str] = "hybrid"
     # predict_score and explain also take the float64 matrix of `feature_names_` (the scoring hot path),
-    # and explain takes `exact_rows`.
+    # and explain takes `reason_rows`.
     matrix_input: ClassVar[bool] = True
 
     def __init__(
@@ -386,41 +393,46 @@ class InhumanPlayModel(ModelParams):
         return np.where(has_evidence(features, self.evidence_), self._score(features), 0.0)
 
     def explain(
-        self, X: pd.DataFrame | np.ndarray, top_k: int = 3, *, exact_rows: np.ndarray | None = None
+        self, X: pd.DataFrame | np.ndarray, top_k: int = 3, *, reason_rows: np.ndarray | None = None
     ) -> list[list[dict]]:
         """Per row: the fired rules, then the features that raise the score most, up to `top_k` reasons.
 
         Feature contributions are TreeSHAP log-odds scaled by the stacker's weight (supervised mode), or
         the detector's deviations (unsupervised mode): each feature's excess tail score in nats for the
         tail detector, directed robust z-scores for the IsolationForest. Rows without enough evidence to
-        be judged get no reasons. With `exact_rows` (a boolean per row), only those rows get exact TreeSHAP,
-        the others XGBoost's approximate contributions, and each feature reason names its method
-        ("tree_shap", "approx", or "detector").
+        be judged get no reasons. With `reason_rows` (a boolean per row), only those rows get feature
+        reasons, each naming its method ("tree_shap" or "detector"); the other judged rows get their fired
+        rules only.
         """
         features = self._features(X)
         judged = has_evidence(features, self.evidence_)
+        wanted = judged if reason_rows is None else judged & np.asarray(reason_rows, dtype=bool)
+        rows = np.flatnonzero(wanted)
+        explained = features if len(rows) == len(judged) else take_rows(features, rows)
+        reasons = spread(self._feature_reasons(explained, top_k, reason_rows is not None), rows, len(judged))
+        return self._rules_first(reasons, features, judged, top_k)
+
+    def _rules_first(
+        self, reasons: list[list[dict]], features: Features, judged: np.ndarray, top_k: int
+    ) -> list[list[dict]]:
+        """`reasons` with the rules each judged row breaks put first, up to `top_k` reasons a row."""
         fired = fired_matrix(self.active_rules_, features)
+        breakers = np.flatnonzero(judged & fired.any(axis=1))
+        hits = fired[breakers].tolist()
+        values = [column(features, rule.feature)[breakers].tolist() for rule in self.active_rules_]
+        for i, row in enumerate(breakers.tolist()):
+            rules = enumerate(self.active_rules_)
+            row_rules = [_rule_reason(rule.name, values[j][i]) for j, rule in rules if hits[i][j]]
+            reasons[row] = (row_rules + reasons[row])[:top_k]
+        return reasons
+
+    def _feature_reasons(self, features: Features, top_k: int, labelled: bool) -> list[list[dict]]:
+        """Feature reasons of every row of `features`: TreeSHAP with a booster, else the detector's."""
         if self.booster_ is not None:
             weight = float(self.stacker_.weights_[0])
-            feature_reasons = shap_reasons(self.booster_, features, self.feature_names_, weight, top_k, exact_rows)
-        else:
-            method = None if exact_rows is None else "detector"
-            feature_reasons = detector_reasons(self.detector_, features, top_k, method)
-        rule_values = [column(features, rule.feature).tolist() for rule in self.active_rules_]
-        reasons = []
-        for row, (row_features, row_judged, row_fired) in enumerate(
-            zip(feature_reasons, judged.tolist(), fired.tolist(), strict=True)
-        ):
-            if not row_judged:
-                reasons.append([])
-                continue
-            row_rules = [
-                _rule_reason(rule.name, values[row])
-                for rule, values, hit in zip(self.active_rules_, rule_values, row_fired, strict=True)
-                if hit
-            ]
-            reasons.append((row_rules + row_features)[:top_k] if row_rules else row_features[:top_k])
-        return reasons
+            method = TREE_SHAP if labelled else None
+            return shap_reasons(self.booster_, features, self.feature_names_, weight, top_k, method)
+        return detector_reasons(self.detector_, features, top_k, DETECTOR if labelled else None)
 
     # ---- persistence ---------------------------------------------------------------------------------
 

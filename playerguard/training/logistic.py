@@ -25,7 +25,7 @@ from sklearn.linear_model import LogisticRegression
 from playerguard.errors import DataError
 from playerguard.training.base import binary_labels, feature_columns, read_model_state, select_features
 from playerguard.training.calibration import Calibrator
-from playerguard.training.inhuman_explain import top_reasons
+from playerguard.training.inhuman_explain import chosen_rows, spread, top_reasons
 from playerguard.training.params import ModelParams
 
 FORMAT_VERSION = 1
@@ -67,7 +67,7 @@ class LogisticBaseline(ModelParams):
     name: ClassVar[str] = "baseline"
     kind: ClassVar[str] = KIND
     # predict_score and explain also take the float64 matrix of `feature_names_` (the scoring hot path),
-    # and explain takes `exact_rows` (linear contributions are always exact).
+    # and explain takes `reason_rows`.
     matrix_input: ClassVar[bool] = True
 
     def __init__(
@@ -170,13 +170,17 @@ class LogisticBaseline(ModelParams):
         return expit(margin) if self.calibrator_ is None else self.calibrator_.predict(margin)
 
     def explain(
-        self, X: pd.DataFrame | np.ndarray, top_k: int = 3, *, exact_rows: np.ndarray | None = None
+        self, X: pd.DataFrame | np.ndarray, top_k: int = 3, *, reason_rows: np.ndarray | None = None
     ) -> list[list[dict]]:
         """Per row, the `top_k` features with the largest |contribution| to the log-odds, largest first.
-        With `exact_rows`, each reason names its method, "linear" (exact on every row)."""
+        With `reason_rows` (a boolean per row), only those rows are explained and each reason names its
+        method, "linear"; the other rows get no reasons."""
         values = self._matrix(X)
-        methods = None if exact_rows is None else np.full(values.shape[0], "linear")
-        return top_reasons(self._shares(values), values, self.feature_names_, top_k, methods=methods)
+        rows = chosen_rows(reason_rows, len(values))
+        chosen = values if len(rows) == len(values) else values[rows]
+        method = None if reason_rows is None else "linear"
+        reasons = top_reasons(self._shares(chosen), chosen, self.feature_names_, top_k, method=method)
+        return spread(reasons, rows, len(values))
 
     def save(self, directory: Path) -> None:
         """Write the coefficients, the imputation and scaling, and the calibrator as JSON."""

@@ -15,7 +15,13 @@ import xgboost as xgb
 from playerguard.errors import ConfigError, DataError
 from playerguard.training.base import binary_labels, feature_columns, read_model_state, select_features
 from playerguard.training.calibration import Calibrator
-from playerguard.training.inhuman_explain import top_reasons, tree_contributions
+from playerguard.training.inhuman_explain import (
+    TREE_SHAP,
+    chosen_rows,
+    spread,
+    top_reasons,
+    tree_contributions,
+)
 from playerguard.training.logistic import LogisticBaseline
 from playerguard.training.params import ModelParams
 
@@ -40,7 +46,7 @@ class _PropensityModel(ModelParams):
     kind: ClassVar[str] = KIND
     default_monotone: ClassVar[Mapping[str, int]] = {}
     # predict_score and explain also take the float64 matrix of `feature_names_` (the scoring hot path),
-    # and explain takes `exact_rows`.
+    # and explain takes `reason_rows`.
     matrix_input: ClassVar[bool] = True
 
     def __init__(
@@ -188,21 +194,23 @@ class _PropensityModel(ModelParams):
 
     def contributions(self, X: pd.DataFrame | np.ndarray) -> pd.DataFrame:
         """TreeSHAP contribution of each feature to each row's margin (log-odds, before calibration)."""
-        contribs, _ = tree_contributions(self.booster_, self._matrix(X), self.feature_names_)
-        return pd.DataFrame(contribs, columns=self.feature_names_)
+        return pd.DataFrame(tree_contributions(self.booster_, self._matrix(X)), columns=self.feature_names_)
 
     def explain(
-        self, X: pd.DataFrame | np.ndarray, top_k: int = 3, *, exact_rows: np.ndarray | None = None
+        self, X: pd.DataFrame | np.ndarray, top_k: int = 3, *, reason_rows: np.ndarray | None = None
     ) -> list[list[dict]]:
         """Per row, the `top_k` features with the largest |TreeSHAP contribution|, largest first.
 
-        With `exact_rows` (a boolean per row), only those rows get exact TreeSHAP and the others XGBoost's
-        approximate contributions, about 30 times cheaper; each reason then names its method
-        (`"method"`: "tree_shap" or "approx").
+        With `reason_rows` (a boolean per row), only those rows are explained, in one TreeSHAP call, and
+        each reason names its method (`"method": "tree_shap"`); the other rows get no reasons.
         """
         values = self._matrix(X)
-        contribs, methods = tree_contributions(self.booster_, values, self.feature_names_, exact_rows)
-        return top_reasons(contribs, values, self.feature_names_, top_k, methods=methods)
+        rows = chosen_rows(reason_rows, len(values))
+        chosen = values if len(rows) == len(values) else values[rows]
+        method = None if reason_rows is None else TREE_SHAP
+        contributions = tree_contributions(self.booster_, chosen)
+        reasons = top_reasons(contributions, chosen, self.feature_names_, top_k, method=method)
+        return spread(reasons, rows, len(values))
 
     def save(self, directory: Path) -> None:
         """Write the booster (XGBoost JSON) and the rest (JSON) into `directory`."""

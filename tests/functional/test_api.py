@@ -146,6 +146,11 @@ def test_train_score_explain_and_write_back(
 
     scores = pg.score(home=home)
     assert scores.attrs["notes"] == []
+    everywhere = pg.score(home=home, reasons="all")  # the same scores and actions, reasons on every row
+    pd.testing.assert_frame_equal(everywhere.drop(columns="reasons"), scores.drop(columns="reasons"))
+    assert (everywhere["reasons"] != scores["reasons"]).any()
+    with pytest.raises(ConfigError, match="reasons must be acted or all"):
+        pg.score(home=home, reasons="some")
     flagged = scores.sort_values("inhuman_play_score", ascending=False)["player_id"].iloc[0]
     explanation = pg.explain(flagged, home=home)
     assert explanation.scores["inhuman_play"] == pytest.approx(

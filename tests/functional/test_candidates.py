@@ -168,7 +168,7 @@ def test_bundles_load_either_kind_by_the_class_their_manifest_records(
             manifest = json.loads((directory / "manifest.json").read_text())
             assert manifest["models"]["churn"]["class"] == class_path
             bundle = load_bundle(directory)
-            results = score_frame(bundle, rows)
+            results = score_frame(bundle, rows, reasons="all")
             assert all(r["model_versions"] == {"churn": version} for r in results)
             assert all(r["reasons"]["churn"] for r in results)
     finally:

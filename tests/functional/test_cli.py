@@ -79,6 +79,7 @@ def assert_one_line(outcome: subprocess.CompletedProcess[str], *fragments: str) 
     [
         (("trian", "all"), {}, ("No such command 'trian'", "Did you mean 'train'")),
         (("score", "--cutof", "2026-03-01"), {}, ("No such option: --cutof", "--cutoff")),
+        (("score", "--cutoff", "2026-03-01", "--reasons", "some"), {}, ("--reasons must be acted or all", "'some'")),
         (("simulate", "--players", "abc"), {}, ("--players", "integer")),
         (("serve", "--port", "80000"), {}, ("--port", "65535")),
         (("train", "--horizon", "14"), {}, ("--horizon must be a duration", "14d")),

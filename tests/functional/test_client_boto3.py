@@ -43,6 +43,26 @@ def test_plain_boto3_invoke_endpoint_works_against_the_local_server(url: str, ho
     assert predictions == json.loads(json.dumps(score_frame(holder.current.bundle, frame)))
 
 
+def test_custom_attributes_ask_for_reasons_on_every_row_as_against_sagemaker(url: str, holder: BundleHolder) -> None:
+    frame = synthetic_features(30, seed=13)
+    client = runtime_client(url)
+    body = json.dumps(as_records(frame))
+
+    def predictions(**options: str) -> list[dict]:
+        response = client.invoke_endpoint(
+            EndpointName="playerguard", ContentType="application/json", Body=body, **options
+        )
+        return json.loads(response["Body"].read())["predictions"]
+
+    every = predictions(CustomAttributes="trace=7; reasons=all")
+    assert every == json.loads(json.dumps(score_frame(holder.current.bundle, frame, reasons="all")))
+    assert predictions() == predictions(CustomAttributes="reasons=acted") != every
+    with pytest.raises(client.exceptions.ModelError) as caught:
+        predictions(CustomAttributes="reasons=approx")
+    assert json.loads(caught.value.response["OriginalMessage"])["error"] == "invalid_reasons"
+    assert "use acted or all" in caught.value.response["Error"]["Message"]
+
+
 def test_boto3_raises_model_error_with_the_original_status_as_against_sagemaker(url: str) -> None:
     client = runtime_client(url)
     with pytest.raises(client.exceptions.ModelError) as caught:

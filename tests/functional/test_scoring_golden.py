@@ -1,5 +1,7 @@
 """Golden responses: a few full answers of the scoring path (scores, actions, reasons and their methods,
-versions) pinned in tests/golden/scoring_responses.json, so a faster path cannot change what it answers.
+versions) pinned in tests/golden/scoring_responses.json, so a faster path cannot change what it answers:
+requests with the default reasons (feature reasons only where the policy acts) and with reasons for every
+row, on the endpoint path and the batch path.
 
 The bundle carries its own copy of the policy (tests/golden/scoring_policy.yaml), so the packaged default
 policy can change without moving these answers. Floats are compared to 1e-9 and everything else exactly. Set
@@ -63,9 +65,10 @@ def _responses(served: ServingBundle) -> dict[str, Any]:
     records = _records()
     csv = synthetic_features(4, seed=32).to_csv(index=False)
     events = {"events": _events(), "cutoff": "2026-03-20T00:00:00Z"}
-    batch = score_frame(served.bundle, synthetic_features(6, seed=33), exact_reasons="all")
+    batch = score_frame(served.bundle, synthetic_features(6, seed=33), reasons="all")
     return {
         "records": score_request(served, json.dumps(records), "application/json"),
+        "records_all_reasons": score_request(served, json.dumps(records), "application/json", reasons="all"),
         "csv": score_request(served, csv, "text/csv"),
         "events": score_request(served, json.dumps(events), "application/json"),
         "batch_all_exact": json.loads(json.dumps(batch)),
@@ -95,12 +98,41 @@ def test_responses_match_the_golden_copy(served: ServingBundle) -> None:
     assert not differences, f"{len(differences)} differences, first: {differences[:5]}"
 
 
-def test_the_golden_requests_exercise_every_action_and_both_reason_methods() -> None:
+MODELS = ("churn", "purchase", "inhuman_play")
+
+
+def _models(actions: list[dict[str, Any]]) -> set[str]:
+    return {action["model"] for action in actions}
+
+
+def _feature_reasons(prediction: dict[str, Any], model: str) -> list[dict[str, Any]]:
+    return [r for r in prediction["reasons"][model] if r["kind"] == "feature"]
+
+
+def test_the_golden_requests_exercise_every_action_and_reasons_only_where_acted() -> None:
     golden = json.loads(GOLDEN.read_text())
     predictions = [p for key in ("records", "csv", "events") for p in golden[key]]
-    acted = {action["model"] for p in predictions for action in p["actions"]}
-    methods = {r.get("method") for p in predictions for rs in p["reasons"].values() for r in rs}
-    rules = {r["name"] for p in predictions for r in p["reasons"]["inhuman_play"] if r["kind"] == "rule"}
-    assert acted == {"churn", "purchase", "inhuman_play"}
-    assert {"tree_shap", "approx"} <= methods
-    assert rules
+    assert {model for p in predictions for model in _models(p["actions"])} == set(MODELS)
+    assert any(r["kind"] == "rule" for p in predictions for r in p["reasons"]["inhuman_play"])
+    for prediction in predictions:
+        for model in MODELS:
+            if model in _models(prediction["actions"]):
+                assert prediction["reasons"][model]  # a rule breaker's may be rules only
+            else:
+                assert not _feature_reasons(prediction, model)
+    assert any(not p["reasons"][model] for p in predictions for model in MODELS)
+    everywhere = golden["records_all_reasons"] + golden["batch_all_exact"]
+    methods = {r.get("method") for p in predictions + everywhere for rs in p["reasons"].values() for r in rs}
+    assert methods == {"tree_shap", None}  # exact reasons only; rule reasons carry no method
+
+
+def test_reasons_on_every_row_answer_the_same_and_explain_the_rows_the_default_leaves_out() -> None:
+    golden = json.loads(GOLDEN.read_text())
+    added = 0
+    for acted, every in zip(golden["records"], golden["records_all_reasons"], strict=True):
+        assert {**every, "reasons": None} == {**acted, "reasons": None}
+        for model in MODELS:
+            if model in _models(acted["actions"]):
+                assert every["reasons"][model] == acted["reasons"][model]
+            added += bool(_feature_reasons(every, model)) and not _feature_reasons(acted, model)
+    assert added

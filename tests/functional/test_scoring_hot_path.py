@@ -1,5 +1,5 @@
-"""The endpoint's fast path (one feature matrix, exact reasons only where the policy acts) scores exactly
-as each model scores the feature frame on its own, and its reasons are TreeSHAP wherever a flag is raised."""
+"""The endpoint's fast path (one feature matrix, reasons only where the policy acts) scores exactly as each
+model scores the feature frame on its own, and its reasons are exact TreeSHAP wherever a flag is raised."""
 
 from __future__ import annotations
 
@@ -29,10 +29,10 @@ def test_request_scores_equal_each_models_own_scores_on_the_frame(served: Servin
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
 
 
-def test_acted_rows_get_exact_reasons_and_the_others_say_they_are_approximate(served: ServingBundle) -> None:
+def test_acted_rows_get_exact_reasons_and_the_others_none_but_fired_rules(served: ServingBundle) -> None:
     frame = synthetic_features(300, seed=6)
     predictions = score_request(served, json.dumps(as_records(frame)), "application/json")
-    seen = set()
+    seen, unexplained = set(), 0
     for name, model in served.bundle.models.items():
         exact = model.explain(frame)  # every row exact, no method named
         for row, prediction in enumerate(predictions):
@@ -40,23 +40,37 @@ def test_acted_rows_get_exact_reasons_and_the_others_say_they_are_approximate(se
             reasons = prediction["reasons"][name]
             features = [r for r in reasons if r["kind"] == "feature"]
             assert all(set(r) == FEATURE_REASON_KEYS for r in features)
-            methods = {r["method"] for r in features}
-            seen |= methods
+            seen |= {r["method"] for r in features}
             if acted:
-                assert methods <= {"tree_shap", "detector", "linear"}
                 assert [{k: v for k, v in r.items() if k != "method"} for r in reasons] == exact[row]
             else:
-                assert methods <= {"approx", "detector", "linear"}
-    assert {"tree_shap", "approx"} <= seen  # the data exercises both paths
+                assert features == [] and reasons == [r for r in exact[row] if r["kind"] == "rule"]
+                unexplained += bool(exact[row])
+    assert seen == {"tree_shap"} and unexplained  # the data exercises both kinds of row
 
 
-def test_exact_reasons_everywhere_on_request_for_batch_scoring(served: ServingBundle) -> None:
+def test_reasons_everywhere_on_request(served: ServingBundle) -> None:
     frame = synthetic_features(40, seed=8)
-    results = score_frame(served.bundle, frame, exact_reasons="all")
+    results = score_frame(served.bundle, frame, reasons="all")
+    answered = score_request(served, json.dumps(as_records(frame)), "application/json", reasons="all")
+    assert json.loads(json.dumps(answered)) == json.loads(json.dumps(results))
     for name, model in served.bundle.models.items():
         stripped = [[{k: v for k, v in r.items() if k != "method"} for r in res["reasons"][name]] for res in results]
         assert stripped == model.explain(frame)
-        assert all(r.get("method", "tree_shap") != "approx" for res in results for r in res["reasons"][name])
+        assert all(r.get("method", "tree_shap") == "tree_shap" for res in results for r in res["reasons"][name])
+
+
+def test_a_model_explains_the_rows_it_is_asked_to_as_it_explains_them_alone(served: ServingBundle) -> None:
+    frame = synthetic_features(60, seed=11)
+    wanted = np.random.default_rng(0).random(len(frame)) < 0.3
+    for model in served.bundle.models.values():
+        matrix = frame.reindex(columns=model.feature_names_).to_numpy(dtype="float64")
+        asked = model.explain(matrix, reason_rows=wanted)
+        stripped = [[{k: v for k, v in r.items() if k != "method"} for r in asked[i]] for i in np.flatnonzero(wanted)]
+        assert stripped == model.explain(frame.loc[wanted])
+        assert model.explain(matrix, reason_rows=np.zeros(len(frame), dtype=bool)) == [
+            [r for r in rows if r["kind"] == "rule"] for rows in model.explain(frame)
+        ]
 
 
 def test_a_model_takes_its_feature_matrix_as_it_takes_the_frame(served: ServingBundle) -> None:

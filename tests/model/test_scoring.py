@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from playerguard.errors import DataError
+from playerguard.errors import ConfigError, DataError
 from playerguard.inference.bundle import Bundle
 from playerguard.inference.policy import load_policy
 from playerguard.inference.scoring import TABLE_COLUMNS, score_frame, scores_table
@@ -79,18 +79,39 @@ def test_every_row_gets_scores_actions_reasons_and_versions(models: dict[str, Co
         assert set(result["scores"]) == {"churn", "purchase"}
         assert all(0.0 <= s <= 1.0 for s in result["scores"].values())
         assert result["model_versions"] == {"churn": "1", "purchase": "2"}
-        assert all(1 <= len(reasons) <= 3 for reasons in result["reasons"].values())
+        for name, reasons in result["reasons"].items():  # reasons explain decisions: acted rows only
+            acted = any(action["model"] == name for action in result["actions"])
+            assert 1 <= len(reasons) <= 3 if acted else reasons == []
         expected = [
             action
             for name in ("churn", "purchase")
             for action in policy.decide(
-                name, np.array([result["scores"][name]]), features=lambda _: np.array([1.0])
+                name,
+                np.array([result["scores"][name]]),
+                features=lambda name: np.array([1.0 if name == "days_since_last_event" else np.nan]),
+                model_scores={model: [score] for model, score in result["scores"].items()},
             )
             if action is not None
         ]
         assert result["actions"] == expected
     fired = {a["action"] for r in results for a in r["actions"]}
     assert fired == {"retention_offer", "purchase_offer"}  # the test data exercises both rules
+
+
+def test_every_row_gets_reasons_on_request_and_a_frame_model_explains_only_the_rows_it_must(
+    models: dict[str, CountingModel],
+) -> None:
+    rows = _players(200, 6).assign(days_since_last_event=1.0)
+    everywhere = score_frame(_bundle(models), rows, reasons="all")
+    assert all(1 <= len(reasons) <= 3 for result in everywhere for reasons in result["reasons"].values())
+    acted = score_frame(_bundle(models), rows)
+    for every, result in zip(everywhere, acted, strict=True):
+        assert result["scores"] == every["scores"] and result["actions"] == every["actions"]
+        for name, reasons in result["reasons"].items():
+            acted_on = any(action["model"] == name for action in result["actions"])
+            assert reasons == (every["reasons"][name] if acted_on else [])
+    with pytest.raises(ConfigError, match="reasons must be acted or all, got 'some'"):
+        score_frame(_bundle(models), rows, reasons="some")
 
 
 def test_scores_table_flattens_results_for_batch_output(models: dict[str, CountingModel]) -> None:
@@ -101,6 +122,8 @@ def test_scores_table_flattens_results_for_batch_output(models: dict[str, Counti
     assert table["churn_score"].tolist() == [r["scores"]["churn"] for r in results]
     for column in ("actions", "reasons", "model_versions"):
         assert [json.loads(v) for v in table[column]] == [r[column] for r in results]
+        assert table[column].tolist() == [json.dumps(r[column], sort_keys=column == "model_versions") for r in results]
+    assert len(set(table["reasons"])) < len(table) and len(set(table["actions"])) < len(table)  # shared encodings
     assert scores_table([]).columns.tolist() == list(TABLE_COLUMNS)
 
 

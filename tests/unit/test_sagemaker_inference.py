@@ -73,7 +73,28 @@ def test_handlers_score_a_json_request(served: ServingBundle) -> None:
     assert [p["player_id"] for p in predictions] == ["p0", "p1", "p2"]
     assert predictions[2]["scores"] == {"churn": 0.2, "purchase": 0.0}
     assert predictions[2]["model_versions"] == {"churn": "7", "purchase": "2"}
-    assert predictions[2]["reasons"]["purchase"][0]["value"] is None
+    assert predictions[2]["reasons"] == {"churn": [], "purchase": []}  # no action, so nothing to explain
+
+
+def test_custom_attributes_ask_for_reasons_on_every_row(served: ServingBundle) -> None:
+    flask = pytest.importorskip("flask")
+    headers = {"X-Amzn-SageMaker-Custom-Attributes": "trace=abc, reasons=all"}
+    with flask.Flask(__name__).test_request_context("/invocations", method="POST", headers=headers):
+        invocation = input_fn(json.dumps(records(3)), "application/json")
+    body, _ = output_fn(predict_fn(invocation, served), "application/json")
+    reasons = json.loads(body)["predictions"][2]["reasons"]
+    assert reasons["churn"][0]["value"] == 2.0 and reasons["purchase"][0]["value"] is None
+
+
+@pytest.mark.parametrize("attributes", ["reasons=approx", "reasons=", "Reasons=ALL"])
+def test_an_unknown_reasons_option_is_a_400_naming_the_choices(served: ServingBundle, attributes: str) -> None:
+    flask = pytest.importorskip("flask")
+    headers = {"X-Amzn-SageMaker-Custom-Attributes": attributes}
+    with flask.Flask(__name__).test_request_context("/invocations", method="POST", headers=headers):
+        response = output_fn(predict_fn(input_fn("[]", "application/json"), served), "application/json")
+    assert response.status_code == 400
+    error = json.loads(response.get_data())
+    assert error["error"] == "invalid_reasons" and "use acted or all" in error["message"]
 
 
 def test_the_container_passes_text_and_csv_works_too(served: ServingBundle) -> None:
@@ -156,3 +177,34 @@ def test_invalid_events_are_refused_with_the_reason(event: dict, fragment: str) 
     with pytest.raises(RequestError) as caught:
         EventsFeaturizer(load_feature_set("default"))([*EVENTS[:2], complete])
     assert caught.value.code == "invalid_events" and fragment in str(caught.value)
+
+
+def test_a_player_with_events_only_at_or_after_the_cutoff_is_refused(served: ServingBundle) -> None:
+    late = {"player_id": "late", "event_type": "session_start", "event_timestamp": "2026-03-08T00:00:00Z"}
+    body = json.dumps({"events": [*EVENTS, late], "cutoff": "2026-03-08T00:00:00Z"})
+    with pytest.raises(RequestError) as caught:
+        score_request(served, body, "application/json")
+    assert caught.value.code == "no_events_before_cutoff" and "'late'" in str(caught.value)
+
+
+MIXED_EVENTS = [
+    {**EVENTS[1], "kills": 3, "level": 2, "result": "win", "flag": True, "event_id": "e1"},
+    {**EVENTS[1], "kills": 2.5, "result": None, "flag": False, "platform": None, "note": "x"},
+    {**EVENTS[2], "game_id": "g", "platform": "pc", "amount": 9.99},
+    {**EVENTS[0], "level": 4, "headshots": None, "empty": None},
+]
+
+
+def test_events_typed_without_pandas_give_what_the_frame_gives(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The usual events skip pandas; the features (and a refusal's message) are those of the frame's way."""
+    featurizer = EventsFeaturizer(load_feature_set("default"))
+    cutoff = datetime(2026, 3, 8, tzinfo=UTC)
+    invalid = [*MIXED_EVENTS, {**EVENTS[0], "event_timestamp": "soon"}]
+    direct = featurizer(MIXED_EVENTS, cutoff)
+    with pytest.raises(RequestError) as refused:
+        featurizer(invalid, cutoff)
+    monkeypatch.setattr("playerguard.inference.sagemaker_inference._arrow_events", lambda events: None)
+    pd.testing.assert_frame_equal(direct, featurizer(MIXED_EVENTS, cutoff), check_exact=True)
+    with pytest.raises(RequestError) as via_frame:
+        featurizer(invalid, cutoff)
+    assert str(refused.value) == str(via_frame.value)
