@@ -26,13 +26,13 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
 import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _real_logs import lake_of, print_table, quiet_mlflow, scores_of
 
 CACHE = Path.home() / ".cache" / "playerguard-bench"
 MAPPING = """columns: {player_id: customer_id, event_timestamp: date, event_id: line}
@@ -79,32 +79,20 @@ def histories(log: pd.DataFrame, cutoff: datetime) -> pd.DataFrame:
     )
 
 
-def scores_of(labels: pd.Series, scores: np.ndarray) -> dict[str, float]:
-    from playerguard.training.metrics import pr_auc, roc_auc
-
-    y = labels.to_numpy(dtype="int8")
-    return {"roc_auc": roc_auc(y, scores), "pr_auc": pr_auc(y, scores), "brier": float(np.mean((scores - y) ** 2))}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--horizon", default="91d")
     parser.add_argument("--every", default="28d")
     parser.add_argument("--data", type=Path)
     args = parser.parse_args()
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    quiet_mlflow()
     import playerguard as pg
     from playerguard.durations import parse_duration
     from playerguard.training.btyd import BGNBD
 
     horizon, every = parse_duration(args.horizon, "--horizon"), parse_duration(args.every, "--every")
     log = cdnow_master(args.data)
-    home = Path(tempfile.mkdtemp(prefix="pg-cdnow-"))
-    source = home / "cdnow.csv"
-    log.to_csv(source, index=False)
-    (home / "mapping.yaml").write_text(MAPPING)
-    pg.ingest(source, home / "mapping.yaml", home=home)
+    home = lake_of(log, MAPPING, "cdnow")
     last_day = pd.to_datetime(log["date"], format="%Y%m%d").max()
     end = datetime(last_day.year, last_day.month, last_day.day, tzinfo=UTC) + timedelta(days=1)
     test_cutoff = end - horizon
@@ -133,10 +121,7 @@ def main() -> None:
         "BG/NBD, fit at the test": scores_of(labels, btyd),
     }
     print(f"test cutoff rows: {len(labels):,}, positives {int(labels.sum()):,}; model put forward: {purchase.kind}")
-    print(f"{'model':<26}{'ROC-AUC':>9}{'PR-AUC':>9}{'Brier':>9}")
-    for name, metrics in rows.items():
-        shown = [metrics.get(key, float("nan")) for key in ("roc_auc", "pr_auc", "brier")]
-        print(f"{name:<26}" + "".join(f"{value:>9.4f}" for value in shown))
+    print_table(rows)
     print(f"BG/NBD parameters r, alpha, a, b = {np.round(bgnbd.params_, 4).tolist()}")
 
 

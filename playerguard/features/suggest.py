@@ -2,10 +2,12 @@
 
 From the lake profile (features/profile.py): per event type, counts over 1, 7 and 28 days and lifetime,
 recency, active days, the mean and coefficient of variation of the gaps between events, and a 7-day trend;
-per numeric attribute, sums, means, percentiles, spread and maximum; part-of-whole ratios between
-whole-number attributes (hits of shots); the share of each value of a low-cardinality text attribute;
-events per session; recency, frequency and monetary value for the event type carrying an amount; and the
-`labels:` section. Every choice is a YAML comment. The same profile always gives the same text.
+for a type the lake holds half a year or more, the player's own cadence over a quarter (and a year): active
+days, usual gap and its regularity, and the last 28 days against the rest of it; per numeric attribute,
+sums, means, percentiles, spread, maximum (the personal best) and the trend of its total; part-of-whole
+ratios between whole-number attributes (hits of shots); the share of each value of a low-cardinality text
+attribute; events per session; recency, frequency and monetary value for the event type carrying an amount;
+and the `labels:` section. Every choice is a YAML comment. The same profile always gives the same text.
 """
 
 from __future__ import annotations
@@ -29,12 +31,9 @@ COUNT_WINDOWS = ("1d", "7d", "28d", "lifetime")
 LONG_WINDOWS = (("91d", 182.0), ("364d", 546.0))
 """Longer windows for an event type the lake holds this many days of: slow cadences (monthly purchases,
 weekly logins) show in a quarter or a year, not in 28 days."""
-
-
-def _long_windows(t: EventTypeProfile) -> tuple[str, ...]:
-    return tuple(window for window, needed in LONG_WINDOWS if t.span_days >= needed)
 WINDOW = "28d"
 SHORT_WINDOW = "7d"
+SHORT_BASELINE = "21d"
 QUANTILES = (0.1, 0.5, 0.9)
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")  # what a `where` value may be (spec.py)
@@ -81,6 +80,15 @@ def _name(*parts: str) -> str:
 
 def _slug(value: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", value.lower()).strip("_") or "blank"
+
+
+def _long_windows(t: EventTypeProfile) -> tuple[str, ...]:
+    return tuple(window for window, needed in LONG_WINDOWS if t.span_days >= needed)
+
+
+def _before(window: str, recent: str) -> str:
+    """The stretch of `window` before its last `recent` days ("91d" less "28d" is "63d")."""
+    return f"{int(window[:-1]) - int(recent[:-1])}d"
 
 
 def _window_words(window: str) -> str:
@@ -178,15 +186,55 @@ def _event_type_features(draft: _Draft, t: EventTypeProfile, session: str | None
         name=_name(name, "gap_cv", WINDOW), kind="gap_cv", event_type=name, window=WINDOW,
     )  # fmt: skip
     draft.add(
-        f"{name} per day in the last 7d over per day in the 21d before (rising or fading)",
-        name=_name(name, "trend_7d_vs_21d"), kind="trend", event_type=name, window="7d", baseline="21d",
+        f"{name} per day in the last {SHORT_WINDOW} over per day in the {SHORT_BASELINE} before "
+        "(rising or fading)",
+        name=_name(name, "trend", SHORT_WINDOW, "vs", SHORT_BASELINE), kind="trend", event_type=name,
+        window=SHORT_WINDOW, baseline=SHORT_BASELINE,
     )  # fmt: skip
+    _cadence_features(draft, t)
     if session and session != name:
         draft.add(
             f"{name} events per {session} ({session} is the session-like event), last {WINDOW}",
             name=_name(name, "per", session, WINDOW), kind="ratio", window=WINDOW,
             numerator={"kind": "count", "event_type": name},
             denominator={"kind": "count", "event_type": session},
+        )  # fmt: skip
+
+
+def _cadence_features(draft: _Draft, t: EventTypeProfile) -> None:
+    """The player's own rhythm over a quarter or a year, for a type the lake holds long enough: in a thin
+    log (a few events a month) 28 days hold too few events to show a habit, or its fading."""
+    name = t.name
+    for window in _long_windows(t):
+        draft.add(
+            f"days with a {name} out of the last {window}",
+            name=_name(name, "active_days", window), kind="active_days", event_type=name, window=window,
+        )  # fmt: skip
+        draft.add(
+            f"the player's usual gap: mean days between successive {name} events, last {window}",
+            name=_name(name, "gap_mean_days", window), kind="gap_mean", event_type=name, window=window,
+        )  # fmt: skip
+        draft.add(
+            f"regularity of {name}: coefficient of variation of its gaps, last {window}",
+            name=_name(name, "gap_cv", window), kind="gap_cv", event_type=name, window=window,
+        )  # fmt: skip
+        before = _before(window, WINDOW)
+        draft.add(
+            f"{name} per day in the last {WINDOW} over per day in the {before} before: recent play against "
+            "the player's own earlier rate",
+            name=_name(name, "trend", WINDOW, "vs", before), kind="trend", event_type=name, window=WINDOW,
+            baseline=before,
+        )  # fmt: skip
+
+
+def _numeric_trends(draft: _Draft, t: EventTypeProfile, a: AttributeProfile) -> None:
+    """The total of an attribute (a score) recently against the stretch before it: rising or fading."""
+    pairs = [(SHORT_WINDOW, SHORT_BASELINE)] + [(WINDOW, _before(w, WINDOW)) for w in _long_windows(t)]
+    for window, before in pairs:
+        draft.add(
+            f"total {a.name} on {t.name} per day in the last {window} over per day in the {before} before",
+            name=_name(t.name, a.name, "trend", window, "vs", before), kind="trend", event_type=t.name,
+            measure="sum", attribute=a.name, window=window, baseline=before,
         )  # fmt: skip
 
 
@@ -207,7 +255,9 @@ def _numeric_features(draft: _Draft, t: EventTypeProfile, a: AttributeProfile) -
                   kind="percentile", quantile=q, window=WINDOW, **base)  # fmt: skip
     draft.add(f"spread (standard deviation) of {about}, last {WINDOW}",
               name=_name(t.name, a.name, "stddev", WINDOW), kind="stddev", window=WINDOW, **base)  # fmt: skip
-    draft.add(f"highest {about}, all history", name=_name(t.name, a.name, "max"), kind="max", **base)
+    draft.add(f"highest {about}, all history (the personal best)", name=_name(t.name, a.name, "max"),
+              kind="max", **base)  # fmt: skip
+    _numeric_trends(draft, t, a)
 
 
 def _covers(t: EventTypeProfile, a: AttributeProfile) -> list[str]:

@@ -64,6 +64,22 @@ def renamed(simulated: tuple[Settings, pd.DataFrame], tmp_path_factory: pytest.T
     return _lake(tmp_path_factory.mktemp("renamed"), events)
 
 
+@pytest.fixture(scope="module")
+def thin(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, pd.DataFrame]:
+    """A thin, long log: 30 players each playing every few days to weeks over up to 600 days, with a score."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for player in range(30):
+        moment, gap = pd.Timestamp(START) - pd.Timedelta(days=600 - rng.uniform(0, 150)), rng.uniform(2, 30)
+        while moment < START:
+            stamp = moment.floor("s")
+            rows.append({"player_id": f"p{player}", "event_type": "play", "event_timestamp": stamp,
+                         "score": float(rng.integers(0, 1000))})  # fmt: skip
+            moment += pd.Timedelta(days=rng.exponential(gap))
+    events = pd.DataFrame(rows)
+    return _lake(tmp_path_factory.mktemp("thin"), events), events
+
+
 def test_profile_counts_types_attributes_and_their_shape(simulated: tuple[Settings, pd.DataFrame]) -> None:
     settings, events = simulated
     profile = profile_lake(settings)
@@ -98,6 +114,20 @@ def test_suggestion_is_deterministic_commented_and_equals_the_oracle(
     fs = first.feature_set
     got = build_features(settings, CUTOFF, feature_set=fs)
     want = oracle_features(events, fs, CUTOFF)
+    assert got["player_id"].tolist() == want["player_id"].tolist()
+    for name in fs.feature_names:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-9, atol=1e-7, err_msg=name)
+
+
+def test_a_thin_long_log_gets_the_players_cadence_and_equals_the_oracle(
+    thin: tuple[Settings, pd.DataFrame],
+) -> None:
+    settings, events = thin
+    fs = suggest_features(settings).feature_set
+    assert {"play_active_days_364d", "play_gap_mean_days_91d", "play_trend_28d_vs_336d",
+            "play_score_trend_28d_vs_63d", "play_score_max"} <= set(fs.feature_names)  # fmt: skip
+    got = build_features(settings, START, feature_set=fs)
+    want = oracle_features(events, fs, START)
     assert got["player_id"].tolist() == want["player_id"].tolist()
     for name in fs.feature_names:
         np.testing.assert_allclose(got[name], want[name], rtol=1e-9, atol=1e-7, err_msg=name)

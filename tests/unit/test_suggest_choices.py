@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 
 from playerguard.features.checks import constant_features
@@ -51,6 +53,23 @@ def test_money_is_found_by_its_shape_under_any_name_and_the_start_of_a_session_w
         suggestion.feature_set.feature_names
     )
     assert suggest_feature_set(profile).text == suggestion.text
+
+
+def test_a_long_thin_log_gets_the_players_own_cadence_and_a_score_its_trend_and_best() -> None:
+    play = replace(event_type("play", 300, number("score")), span_days=600.0)
+    by_name = {d.name: d for d in suggest_feature_set(LakeProfile((play,), {})).feature_set.definitions}
+    assert {"play_active_days_91d", "play_active_days_364d", "play_gap_mean_days_91d",
+            "play_gap_mean_days_364d", "play_gap_cv_364d"} <= set(by_name)  # fmt: skip
+    rate = by_name["play_trend_28d_vs_336d"]
+    assert (rate.kind, rate.measure, rate.window.symbol) == ("trend", "count", "28d")
+    assert rate.baseline.symbol == "336d"
+    score = by_name["play_score_trend_28d_vs_63d"]
+    assert (score.measure, score.attribute, score.selection.event_types) == ("sum", "score", ("play",))
+    assert by_name["play_score_max"].kind == "max" and by_name["play_score_max"].window.symbol == "lifetime"
+
+    short = suggest_feature_set(LakeProfile((replace(play, span_days=40.0),), {})).feature_set.feature_names
+    assert "play_score_trend_7d_vs_21d" in short  # a score's trend needs no long history
+    assert not any(name.endswith(("_91d", "_364d", "_63d", "_336d")) for name in short)
 
 
 def test_constant_features_are_the_ones_with_a_single_value() -> None:
