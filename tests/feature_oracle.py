@@ -68,16 +68,18 @@ def _in_window(
 
 
 def _gaps(rows: pd.DataFrame, kind: str, population: pd.Index) -> pd.Series:
-    """gap_cv (std / mean of the gaps, at least 2 gaps) or gap_mean (mean gap in days, at least 1 gap)."""
+    """gap_cv (std / mean of the gaps, at least 2 gaps), gap_mean (mean gap in days, at least 1 gap) or
+    last_gap_ratio (the gap between the last two events / the mean gap, at least 2 gaps)."""
     ordered = rows.sort_values(["player_id", "event_timestamp"], kind="stable")
     seconds = (ordered["event_timestamp"] - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
     gaps = seconds.groupby(ordered["player_id"]).diff().dropna()
     players = ordered.loc[gaps.index, "player_id"]
-    stats = gaps.groupby(players).agg(["std", "mean", "count"])
+    stats = gaps.groupby(players).agg(["std", "mean", "count", "last"])
     if kind == "gap_mean":
         return (stats["mean"] / 86400).reindex(population).astype(float)
-    cv = (stats["std"] / stats["mean"].where(stats["mean"] != 0)).where(stats["count"] >= 2)
-    return cv.reindex(population).astype(float)
+    numerator = stats["last"] if kind == "last_gap_ratio" else stats["std"]
+    ratio = (numerator / stats["mean"].where(stats["mean"] != 0)).where(stats["count"] >= 2)
+    return ratio.reindex(population).astype(float)
 
 
 def _active_days(rows: pd.DataFrame, population: pd.Index) -> pd.Series:
@@ -108,7 +110,7 @@ def _feature(
         times = rows.groupby("player_id")["event_timestamp"]
         edge = times.max() if d.kind == "recency" else times.min()
         return ((cutoff - edge) / DAY).reindex(population).astype(float)
-    if d.kind in ("gap_cv", "gap_mean"):
+    if d.kind in ("gap_cv", "gap_mean", "last_gap_ratio"):
         return _gaps(rows, d.kind, population)
     if d.kind == "active_days":
         return _active_days(rows, population)

@@ -11,8 +11,9 @@ Every additive feature (counts, sums, means, min/max, ratios, trends, recency) i
 aggregate (`CASE WHEN segment <= k AND event_type = ... THEN x END`) in a single GROUP BY player over
 `scoped`. Percentiles, standard deviations and distinct counts need every value; each group of them
 sharing a selection reads `scoped` again in its own CTE, filtered to its events (percentiles of one
-attribute share one call with an ARRAY of quantiles), as does each selection of gap features (gap_cv, gap_mean: a
-window function over successive events). Trino inlines CTEs; DuckDB is told to (see engines.py).
+attribute share one call with an ARRAY of quantiles), as does each selection of gap features (gap_cv,
+gap_mean, last_gap_ratio: a window function over successive events). Trino inlines CTEs; DuckDB is told
+to (see engines.py).
 
 Recency and tenure need the cutoff inside an expression, which a parameter cannot be: the query returns
 the epoch seconds of the last/first event and `CompiledQuery.finalize` turns them into days.
@@ -49,7 +50,7 @@ ACTIVE_COLUMN = "_active_in_lookback"
 """1 if the player had an event in [T - lookback, T), else 0 (churn is only defined for active players)."""
 _OPS = {"eq": "=", "ne": "<>", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "in": "IN", "not_in": "NOT IN"}
 _EPOCH_KINDS = frozenset({"recency", "tenure"})
-GAP_KINDS = frozenset({"gap_cv", "gap_mean"})
+GAP_KINDS = frozenset({"gap_cv", "gap_mean", "last_gap_ratio"})
 PLAYER_KEY = "from_big_endian_64(xxhash64(to_utf8(player_id)))"
 KEY_COLUMN = "_player_key"
 
@@ -233,7 +234,7 @@ class _Compiler:
                 offsets.add(window + d.baseline.seconds)  # type: ignore[operator, union-attr]
         self.plan = _Plan(offsets, needs_history)
         self.holistic: dict[str | None, _HolisticGroup] = {}
-        self.gaps: list[str | None] = []  # the row condition of each gap CTE
+        self.gaps: dict[str | None, bool] = {}  # the row condition of each gap CTE: does it need the last gap
 
     def window(self, d: FeatureDefinition) -> int | None:
         return d.window.resolve(self.lookback_days)
@@ -361,24 +362,36 @@ class _Compiler:
         return ctes
 
     def gap_value(self, d: FeatureDefinition) -> str:
-        """Reference to a gap statistic (`gap_cv`, `gap_mean`) in the gap CTE of the feature's selection."""
+        """Reference to a gap statistic (`gap_cv`, `gap_mean`, `last_gap_ratio`) in the gap CTE of the
+        feature's selection."""
         where = self.rows(d.selection, 0, self.plan.through(self.window(d)), "event_timestamp")
-        if where not in self.gaps:
-            self.gaps.append(where)
-        return f"g{self.gaps.index(where)}.{d.kind}"
+        self.gaps[where] = self.gaps.get(where, False) or d.kind == "last_gap_ratio"
+        return f"g{list(self.gaps).index(where)}.{d.kind}"
 
     def gap_ctes(self) -> list[str]:
-        return [self.gap_cte(where, number) for number, where in enumerate(self.gaps)]
+        return [self.gap_cte(where, number, last) for number, (where, last) in enumerate(self.gaps.items())]
 
-    def gap_cte(self, where: str | None, number: int) -> str:
+    def gap_cte(self, where: str | None, number: int, last: bool) -> str:
+        """Successive gaps (seconds) of the selection's events, then their statistics per player; with
+        `last`, also the latest gap over the mean gap (from the same window pass)."""
         stamp = "to_unixtime(event_timestamp)"
+        partition = f"PARTITION BY cutoff_idx, {self.key}"
+        # The latest gap is the smallest gap among the rows at the latest timestamp: 0 when that timestamp
+        # is tied, whatever order the window gave the tied rows.
+        ratio = latest = ""
+        if last:
+            ratio = (
+                ",\n    CASE WHEN count(gap) >= 2 THEN min(CASE WHEN event_timestamp = latest THEN gap END)"
+                " / nullif(avg(gap), 0) END AS last_gap_ratio"
+            )
+            latest = f",\n      event_timestamp, max(event_timestamp) OVER ({partition}) AS latest"
         return (
             f"gaps_{number} AS (\n"
             "  SELECT cutoff_idx, player_key, stddev_samp(gap) / nullif(avg(gap), 0) AS gap_cv,\n"
-            "    avg(gap) / 86400 AS gap_mean\n"
+            f"    avg(gap) / 86400 AS gap_mean{ratio}\n"
             "  FROM (\n"
             f"    SELECT cutoff_idx, {self.key} AS player_key, {stamp}\n"
-            f"      - lag({stamp}) OVER (PARTITION BY cutoff_idx, {self.key} ORDER BY event_timestamp) AS gap\n"
+            f"      - lag({stamp}) OVER ({partition} ORDER BY event_timestamp) AS gap{latest}\n"
             "    FROM scoped" + (f"\n    WHERE {where}" if where else "") + "\n  ) AS successive\n"
             "  GROUP BY cutoff_idx, player_key\n)"
         )

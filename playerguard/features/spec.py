@@ -25,7 +25,7 @@ from playerguard.lake.envelope import check_identifier
 
 KINDS = (
     "count", "sum", "mean", "min", "max", "stddev", "distinct_count", "percentile",
-    "ratio", "trend", "recency", "tenure", "gap_cv", "gap_mean", "active_days",
+    "ratio", "trend", "recency", "tenure", "gap_cv", "gap_mean", "last_gap_ratio", "active_days",
 )  # fmt: skip
 NUMERIC_KINDS = frozenset({"sum", "mean", "min", "max", "stddev", "percentile"})
 MEASURES = ("count", "sum")
@@ -53,6 +53,7 @@ _ALLOWED_KEYS: dict[str, set[str]] = {
     "tenure": {"event_type", "where"},
     "gap_cv": _SELECTION_KEYS,
     "gap_mean": _SELECTION_KEYS,
+    "last_gap_ratio": _SELECTION_KEYS,
     "active_days": _SELECTION_KEYS,
     **{kind: _SELECTION_KEYS | {"attribute"} for kind in ("sum", "mean", "min", "max", "stddev")},
 }

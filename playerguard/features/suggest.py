@@ -186,6 +186,10 @@ def _event_type_features(draft: _Draft, t: EventTypeProfile, session: str | None
         name=_name(name, "gap_cv", WINDOW), kind="gap_cv", event_type=name, window=WINDOW,
     )  # fmt: skip
     draft.add(
+        f"latest gap between {name} events over the usual gap, last {WINDOW} (> 1: fading, < 1: more often)",
+        name=_name(name, "last_gap_ratio", WINDOW), kind="last_gap_ratio", event_type=name, window=WINDOW,
+    )  # fmt: skip
+    draft.add(
         f"{name} per day in the last {SHORT_WINDOW} over per day in the {SHORT_BASELINE} before "
         "(rising or fading)",
         name=_name(name, "trend", SHORT_WINDOW, "vs", SHORT_BASELINE), kind="trend", event_type=name,

@@ -99,6 +99,8 @@ EVERY_KIND = parse_feature_set(
             {"name": "gap_low_y", "kind": "gap_cv", "where": [{"attribute": "y", "op": "lt", "value": 2}]},
             {"name": "gap_mean_a", "kind": "gap_mean", "event_type": "a", "window": "10d"},
             {"name": "gap_mean_c", "kind": "gap_mean", "event_type": "c"},
+            {"name": "last_gap_a", "kind": "last_gap_ratio", "event_type": "a", "window": "10d"},
+            {"name": "last_gap_low_y", "kind": "last_gap_ratio", "where": [{"attribute": "y", "op": "lt", "value": 2}]},
             {"name": "days_b_3d", "kind": "active_days", "event_type": "b", "window": "3d"},
             {"name": "days_red", "kind": "active_days", "where": [{"attribute": "tag", "op": "eq", "value": "red"}]},
             {"name": "n_small", "kind": "count", "where": [{"attribute": "y", "op": "le", "value": 1}]},
