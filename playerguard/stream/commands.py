@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -199,6 +199,29 @@ def review_command(
     if entry.flag.model == LABELLED_MODEL:
         path = export_review_labels(outbox, settings.home)
         typer.echo(f"labels: {path}")
+
+
+@flags_app.command("suppressed")
+def suppressed_command(
+    day: Annotated[str | None, typer.Option(help="One UTC day of event time, YYYY-MM-DD.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, highest value at risk first.")] = 50,
+    home: HomeOption = None,
+) -> None:
+    """List offers the daily budget held back: the flag, its value at risk and why it was not sent."""
+    if day is not None:
+        try:
+            date.fromisoformat(day)
+        except ValueError:
+            raise DataError(f"--day must be a date, YYYY-MM-DD, got {day!r}") from None
+    held = _outbox(settings_for(home)).suppressions(day=day, limit=limit)
+    for entry in held:
+        flag = entry.flag
+        worth = "-" if flag.value_at_risk is None else f"{flag.value_at_risk:.4g}"
+        typer.echo(
+            f"{flag.flag_id[:12]}  {flag.event_timestamp[:19]}  {flag.player_id:16}  {flag.model:12}  "
+            f"{flag.action:15}  {flag.score:5.3f}  value at risk {worth}  {entry.reason}"
+        )
+    typer.echo(f"{len(held)} held-back flags shown")
 
 
 @flags_app.command("rejected")

@@ -216,6 +216,25 @@ def test_a_cooled_down_offer_spends_no_budget_and_an_unsent_one_starts_no_cooldo
     assert len(tomorrow.published) == 1  # p4's unsent offer yesterday started no cooldown
 
 
+def test_the_held_back_offers_are_listed_on_the_command_line(tmp_path: Path, budgeted: OutboxNotifier) -> None:
+    budgeted.publish([_offer(f"e{i}", f"p{i}", value) for i, value in enumerate([1.0, 9.0, 4.0, 7.0, 2.0])])
+
+    def flags(*arguments: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "playerguard.cli", "flags", *arguments, "--home", str(tmp_path)],
+            capture_output=True, text=True, timeout=300, check=False, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        )  # fmt: skip
+
+    listed = flags("suppressed", "--day", T0.date().isoformat())
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.strip().splitlines()
+    assert [line.split()[2] for line in lines[:-1]] == ["p4", "p0"] and lines[-1] == "2 held-back flags shown"
+    assert "value at risk 2  over daily budget" in lines[0]
+    assert flags("suppressed", "--day", "2001-01-01").stdout.strip() == "0 held-back flags shown"
+    bad = flags("suppressed", "--day", "yesterday")
+    assert bad.returncode == 2 and bad.stderr.strip() == "error: --day must be a date, YYYY-MM-DD, got 'yesterday'"
+
+
 def test_a_budget_of_zero_sends_nothing_but_records_every_offer(tmp_path: Path) -> None:
     box = OutboxNotifier.from_home(tmp_path, budgets=Budgets({("churn", "retention_offer"): 0}))
     outcome = box.publish([_offer("e1", "p1", 5.0), _offer("e2", "p2", 1.0)])
