@@ -51,3 +51,10 @@ def parse_cutoff(text: str | datetime) -> datetime:
         except ValueError:
             raise ConfigError(f"invalid cutoff {text!r}: use YYYY-MM-DD or an ISO 8601 timestamp") from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def parse_active_within(text: str | None) -> int | None:
+    """`--active-within` in whole days, or None when it was not given."""
+    from playerguard.durations import parse_days
+
+    return parse_days(text, "--active-within") if text else None

@@ -15,6 +15,7 @@ from playerguard.command_options import (
     FeatureSetOption,
     HomeOption,
     LookbackOption,
+    parse_active_within,
     parse_cutoff,
     settings_for,
 )
@@ -90,7 +91,7 @@ def build_command(
             moment,
             lookback_days=lookback_days,
             feature_set=fs,
-            active_within_days=parse_days(active_within, "--active-within") if active_within else None,
+            active_within_days=parse_active_within(active_within),
         )
     described = f"{len(frame):,} players x {len(fs.feature_names)} features (feature set {fs.name}, hash {fs.hash[:12]})"
     if out is not None:
@@ -124,7 +125,7 @@ def sql_command(
         feature_set,
         [parse_cutoff(cutoff)],
         lookback_days=parse_days(lookback, "--lookback"),
-        active_within_days=parse_days(active_within, "--active-within") if active_within else None,
+        active_within_days=parse_active_within(active_within),
         database=settings.glue_database,
         table=EVENTS_TABLE,
         settings=settings,

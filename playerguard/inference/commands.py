@@ -16,6 +16,7 @@ from playerguard.command_options import (
     FormatOption,
     HomeOption,
     LookbackOption,
+    parse_active_within,
     parse_cutoff,
     settings_for,
 )
@@ -72,7 +73,7 @@ def score_command(
             moment,
             bundle=loaded,
             lookback_days=lookback_days,
-            active_within_days=parse_days(active_within, "--active-within") if active_within else None,
+            active_within_days=parse_active_within(active_within),
             reasons=reasons,
         )
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -226,7 +227,7 @@ def explain_command(
         moment,
         bundle=champion_bundle(settings, bundle),
         lookback_days=parse_days(lookback, "--lookback"),
-        active_within_days=parse_days(active_within, "--active-within") if active_within else None,
+        active_within_days=parse_active_within(active_within),
     )
     if chosen == "json":
         typer.echo(json.dumps(explanation.to_dict(), indent=2))
