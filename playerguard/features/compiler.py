@@ -396,11 +396,14 @@ class _Compiler:
             "  GROUP BY cutoff_idx, player_key\n)"
         )
 
-    def scoped(self, cutoffs: Sequence[datetime], table: str) -> tuple[str, list[str]]:
-        """The UNION ALL of one WHERE-bounded scan per (cutoff, segment), and its parameters."""
+    def _union_columns(self) -> list[str]:
         order = ["player_id", "event_type", "event_timestamp"]
         everything = set().union(*self.plan.needed.values())
-        union = [c for c in order if c in everything] + sorted(everything - set(order))
+        return [c for c in order if c in everything] + sorted(everything - set(order))
+
+    def scoped(self, cutoffs: Sequence[datetime], table: str) -> tuple[str, list[str]]:
+        """The UNION ALL of one WHERE-bounded scan per (cutoff, segment), and its parameters."""
+        union = self._union_columns()
         branches, params = [], []
         for k, cutoff in enumerate(cutoffs):
             for s in self.plan.segments:
@@ -414,6 +417,30 @@ class _Compiler:
                 where, values = _bounds(cutoff, s)
                 params += values
                 branches.append(f"  SELECT {', '.join(select)}\n  FROM {table}\n  WHERE {where}")
+        return "\n  UNION ALL\n".join(branches), params
+
+    def scoped_in_one_scan(self, cutoffs: Sequence[datetime], table: str) -> tuple[str, list[str]]:
+        """`scoped` for a small unpartitioned table: one scan per cutoff, each row's segment a CASE on the
+        segment bounds (parameters outside WHERE: DuckDB, not Athena). Every segment reads every column; the
+        aggregates read a column only in the segments that need it, so the values are those of `scoped`."""
+        read = [
+            f"CAST(NULL AS {SQL_TYPES[self.types.get(c, ENVELOPE_TYPES.get(c, STRING))]}) AS {quote(c)}"
+            if c in self.missing else quote(c)
+            for c in self._union_columns()
+        ]
+        bounded = [s for s in self.plan.segments if s.older is not None]
+        history = self.plan.segments[-1].older is None
+        branches, params = [], []
+        for k, cutoff in enumerate(cutoffs):
+            cases = " ".join(f"WHEN event_timestamp >= CAST(? AS TIMESTAMP) THEN {s.index}" for s in bounded)
+            segment = f"CASE {cases}{f' ELSE {self.plan.last}' if history else ''} END" if cases else "0"
+            starts = [timestamp_param(cutoff - timedelta(seconds=s.older)) for s in bounded]  # type: ignore[operator]
+            where = "event_timestamp < CAST(? AS TIMESTAMP)"
+            if not history:  # nothing older than the oldest window is read
+                where = f"event_timestamp >= CAST(? AS TIMESTAMP) AND {where}"
+            params += [*starts, *([] if history else starts[-1:]), timestamp_param(cutoff)]
+            branches.append(f"  SELECT {k} AS cutoff_idx, {segment} AS segment, {', '.join(read)}\n  FROM {table}\n"
+                            f"  WHERE {where}")
         return "\n  UNION ALL\n".join(branches), params
 
 
@@ -447,6 +474,7 @@ def compile_features(
     table: str = "events",
     warn_missing: bool = True,
     player_key: bool = False,
+    one_scan: bool = False,
 ) -> CompiledQuery:
     """One query computing every feature of `feature_set` for every player with an event before each cutoff.
 
@@ -455,7 +483,9 @@ def compile_features(
     `active_within_days`, only players with an event in that many days before the cutoff
     are returned. `with_activity` adds the internal column ACTIVE_COLUMN (for the churn label).
     `player_key` groups the holistic and gap CTEs on a hashed key (see the module doc; ignored with
-    `active_within_days`, whose dropped players could share a key unseen).
+    `active_within_days`, whose dropped players could share a key unseen). `one_scan` is for a small
+    unpartitioned table in DuckDB (a request's events): `scoped` is one scan per cutoff, computed once
+    (MATERIALIZED) and read by every CTE, instead of one partition-pruned scan per segment read by each.
     """
     check_days(lookback_days, "lookback")
     check_days(active_within_days, "active_within", allow_none=True)
@@ -488,7 +518,8 @@ def compile_features(
             f"\n  HAVING count(CASE WHEN segment <= {plan.through(compiler.active_within)} THEN 1 END) > 0"
         )
     holistic, gaps = compiler.holistic_ctes(), compiler.gap_ctes()
-    scoped, params = compiler.scoped(cutoffs, table_name(database, table))
+    scan = compiler.scoped_in_one_scan if one_scan else compiler.scoped
+    scoped, params = scan(cutoffs, table_name(database, table))
     joined = bool(holistic or gaps)
     keys = ["    cutoff_idx", "    player_id"] + ([f"    {compiler.key} AS player_key"] if joined else [])
     aggregate_list = ",\n".join([*keys, *aggregates])
@@ -500,7 +531,7 @@ def compile_features(
     if keyed:
         selects.append(f"a.player_key AS {quote(KEY_COLUMN)}")
     sql = (
-        f"WITH scoped AS (\n{scoped}\n),\n"
+        f"WITH scoped AS {'MATERIALIZED ' if one_scan else ''}(\n{scoped}\n),\n"
         f"aggregates AS (\n  SELECT\n{aggregate_list}\n  FROM scoped\n  GROUP BY cutoff_idx, player_id{having}\n)"
         + "".join(f",\n{cte}" for cte in holistic + gaps)
         + "\nSELECT a.cutoff_idx, a.player_id,\n  "

@@ -77,7 +77,7 @@ def _for_duckdb(node: exp.Expression) -> exp.Expression:
         if isinstance(quantiles, exp.Array):  # DuckDB's list literal, not an ARRAY constructor
             quantiles = exp.Array(expressions=quantiles.expressions)
         return exp.Anonymous(this="quantile_cont", expressions=[node.this, quantiles])
-    if isinstance(node, exp.CTE):
+    if isinstance(node, exp.CTE) and node.args.get("materialized") is None:
         # Trino inlines every CTE; DuckDB would otherwise materialize one read twice (`scoped`: every event).
         node.set("materialized", False)
     if isinstance(node, exp.JSONExtractScalar):

@@ -113,3 +113,22 @@ def test_events_at_or_after_the_cutoff_never_count() -> None:
     order = np.argsort(players)
     assert [players[i] for i in order] == expected["player_id"].tolist()
     assert np.array_equal(rows[order], _values(expected), equal_nan=True)
+
+
+def test_an_event_without_game_id_counts_as_ingest_stores_it(settings: Settings) -> None:
+    """A definition on game_id sees a request's event without one as the lake sees it after ingest."""
+    from playerguard.lake.envelope import ENVELOPE_DEFAULTS
+
+    by_game = parse_feature_set(
+        {"features": [{"name": "n_default_game", "kind": "count",
+                       "where": [{"attribute": "game_id", "op": "eq", "value": ENVELOPE_DEFAULTS["game_id"]}]}]},
+        default_name="by_game",
+    )  # fmt: skip
+    events = [{"player_id": "p1", "event_type": "a", "event_timestamp": f"2026-01-0{day}T10:00:00Z"} for day in (1, 2)]
+    events.append({"player_id": "p1", "event_type": "a", "event_timestamp": "2026-01-03T10:00:00Z", "game_id": None})
+    append_frame(LocalLake.from_settings(settings), pd.DataFrame(events[:2]), "no-game-id")
+    cutoff = datetime(2026, 1, 5, tzinfo=UTC)
+    from_lake = build_features(settings, cutoff, feature_set=by_game)
+    from_request = EventsFeaturizer(by_game)(events, cutoff)
+    assert from_lake["n_default_game"].tolist() == [2.0]
+    assert from_request["n_default_game"].tolist() == [3.0]

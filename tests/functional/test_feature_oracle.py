@@ -178,3 +178,29 @@ def test_combat_set_on_real_cs2_matches(settings: Settings) -> None:
     assert (
         early["shots"].to_numpy() <= got.set_index("player_id").loc[early["player_id"], "shots"].to_numpy()
     ).all()
+
+
+@pytest.mark.parametrize("active_within", [None, 2])
+def test_one_scan_over_an_in_memory_table_equals_the_oracle(active_within: int | None) -> None:
+    """The form a request's events are queried in (`one_scan`: each row's segment computed, no partitions)
+    gives the oracle's values, with all history and (active_within) without."""
+    import duckdb
+    import pyarrow as pa
+
+    from playerguard.features.compiler import compile_features
+    from playerguard.features.engines import transpile_to_duckdb
+
+    events = random_events(4)
+    table = pa.Table.from_pandas(events.assign(event_timestamp=events["event_timestamp"].dt.tz_localize(None)))
+    columns = {"x": "double", "y": "double", "tag": "string", "game_id": "string", "platform": "string"}
+    cutoffs = [datetime(2026, 1, 15, 9, 30, tzinfo=UTC), datetime(2026, 1, 22, tzinfo=UTC)]
+    query = compile_features(EVERY_KIND, cutoffs, lookback_days=4, active_within_days=active_within,
+                             columns=columns, database="temp", table="events", one_scan=True)  # fmt: skip
+    assert query.sql.count('FROM "temp"."events"') == 2  # one scan per cutoff
+    with duckdb.connect() as connection:
+        connection.register("events", table)
+        got = query.finalize(connection.execute(transpile_to_duckdb(query.sql), list(query.params)).df())
+    for k, cutoff in enumerate(cutoffs):
+        at = got.loc[got["cutoff"] == pd.Timestamp(cutoff)].reset_index(drop=True)
+        want = oracle_features(events, EVERY_KIND, cutoff, lookback_days=4, active_within_days=active_within)
+        assert_matches_oracle(at, want, EVERY_KIND.feature_names)
