@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -216,6 +217,8 @@ def ensure_lake(args: argparse.Namespace) -> int:
         return ds.dataset(lake.events_dir, format="parquet").count_rows()
     started = time.perf_counter()
     game = simulate(players=args.players, days=args.days, seed=args.seed, start=START)
+    shutil.rmtree(lake.root, ignore_errors=True)  # a lake of other parameters is replaced, not appended to
+    marker.unlink(missing_ok=True)
     lake.root.mkdir(parents=True, exist_ok=True)
     lake.append_table(game.events)
     marker.write_text(json.dumps(wanted))

@@ -14,6 +14,11 @@ undefined spend (a player who never bought) counts as 0: nothing spent is nothin
 come last, in churn order. Without a purchase model the value is the churn probability alone, and the action
 says so (`value_at_risk_note`). A rule may set `daily_budget`: how many actions of its model and action are
 sent per UTC day, across all players; the notifiers and batch scoring enforce it, highest value first.
+
+`reasons: exact` (the default) explains the rows a rule acts on: the models' exact feature attributions
+(TreeSHAP for the boosted ones), the costliest part of scoring. `reasons: none` leaves the rows acted on only
+by such rules without feature reasons, for actions nobody reads them for (an automated offer); a request can
+still ask for every row's reasons.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ if TYPE_CHECKING:  # numpy is imported where it is used: the stream handler impo
 ACTIONS: tuple[str, ...] = ("review", "account_action", "retention_offer", "purchase_offer")
 SEVERITIES: tuple[str, ...] = ("low", "medium", "high")
 MODEL_THRESHOLD = "model"
+RULE_REASONS: tuple[str, ...] = ("exact", "none")
 _CONDITION = re.compile(r"^\s*([a-z][a-z0-9_]*)\s*(<=|>=|==|!=|<|>)\s*(-?[0-9]+(?:\.[0-9]+)?)\s*$")
 _OPERATORS: dict[str, Callable[[Any, float], Any]] = {
     "<": operator.lt, "<=": operator.le, ">": operator.gt,
@@ -93,6 +99,8 @@ class Rule:
     rank_by: str | None = None
     spend_feature: str | None = None
     daily_budget: int | None = None
+    explained: bool = True
+    """Whether the rows the rule acts on get feature reasons (`reasons: exact`, the default)."""
     no_spend_note: str | None = None
     """Set when the feature set lacks the rule's spend feature (see `Policy.for_features`)."""
     name: str = field(default="rule", compare=False)
@@ -126,7 +134,8 @@ def _parse_rule(data: Any, where: str, default_cooldown: timedelta, model: str) 
         raise ConfigError(f"{where} must be a mapping with threshold, action and severity")
     _check_keys(
         data,
-        {"threshold", "action", "severity", "cooldown", "where", "rank_by", "spend_feature", "daily_budget"},
+        {"threshold", "action", "severity", "cooldown", "where", "rank_by", "spend_feature", "daily_budget",
+         "reasons"},
         where,
     )
     for key in ("threshold", "action", "severity"):
@@ -153,6 +162,9 @@ def _parse_rule(data: Any, where: str, default_cooldown: timedelta, model: str) 
         raise ConfigError(f"{where}.where must read `<feature> <op> <number>`, or be a list of such, got {raw!r}")
     conditions = tuple(Condition.parse(text, f"{where}.where[{i}]") for i, text in enumerate(listed))
     rank_by, spend_feature = parse_ranking(data, where, model)
+    reasons = data.get("reasons", "exact")
+    if reasons not in RULE_REASONS:
+        raise ConfigError(f"{where}.reasons must be one of {', '.join(RULE_REASONS)}, got {reasons!r}")
     return Rule(
         float(threshold) if numeric else threshold,
         data["action"],
@@ -162,6 +174,7 @@ def _parse_rule(data: Any, where: str, default_cooldown: timedelta, model: str) 
         rank_by=rank_by,
         spend_feature=spend_feature,
         daily_budget=parse_budget(data, where),
+        explained=reasons == "exact",
         name=where,
     )
 
@@ -329,6 +342,10 @@ class Policy:
                     action["value_at_risk_note"] = note
             actions.append(action)
         return actions
+
+    def explains(self, model: str, action: str) -> bool:
+        """Whether rows that `model`'s rules give `action` get feature reasons (see `reasons:`)."""
+        return any(rule.explained for rule in self.rules.get(model, ()) if rule.action == action)
 
     def daily_budget(self, model: str, action: str) -> int | None:
         """How many `action`s of `model` are sent per UTC day across all players (None: no limit)."""

@@ -13,6 +13,7 @@ import pandas as pd
 
 from playerguard.errors import ConfigError, DataError
 from playerguard.inference.bundle import Bundle
+from playerguard.inference.policy import Policy
 from playerguard.model_names import MODEL_NAMES
 from playerguard.training.inhuman_explain import spread
 
@@ -153,7 +154,7 @@ def score_matrix(
             name, values, bundle.thresholds.get(name), features=features, model_scores=scores
         )
     explained = {
-        name: _reasons(model, inputs[name], _reason_rows(actions[name], reasons), top_k)
+        name: _reasons(model, inputs[name], _reason_rows(bundle.policy, name, actions[name], reasons), top_k)
         for name, model in bundle.models.items()
     }
     return _predictions(player_ids, scores, actions, explained, bundle.versions)
@@ -190,11 +191,13 @@ def _scores(name: str, model: Any, inputs: Any, rows: int) -> np.ndarray:
     return values
 
 
-def _reason_rows(actions: list[dict | None], reasons: str) -> np.ndarray:
-    """Per row, whether it gets feature reasons: it does when the policy acts on it, or with "all"."""
+def _reason_rows(policy: Policy, model: str, actions: list[dict | None], reasons: str) -> np.ndarray:
+    """Per row, whether it gets feature reasons: it does when the policy acts on it with a rule that
+    explains (`reasons: exact`, the default), or with "all"."""
     if reasons == "all":
         return np.ones(len(actions), dtype=bool)
-    return np.array([action is not None for action in actions], dtype=bool)
+    explains = {action: policy.explains(model, action) for action in {a["action"] for a in actions if a}}
+    return np.array([action is not None and explains[action["action"]] for action in actions], dtype=bool)
 
 
 def _reasons(model: Any, inputs: Any, wanted: np.ndarray, top_k: int) -> list[list[dict]]:

@@ -133,13 +133,12 @@ def parse_numbers(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndar
     kind = values.type
     if pa.types.is_null(kind):
         return pa.nulls(len(values), pa.float64()), np.zeros(len(values), dtype=bool)
-    if (
-        pa.types.is_boolean(kind)
-        or pa.types.is_integer(kind)
-        or pa.types.is_floating(kind)
-        or pa.types.is_decimal(kind)
-    ):
+    if pa.types.is_boolean(kind) or pa.types.is_integer(kind):  # never NaN or infinite
+        return values.cast(pa.float64(), safe=False), np.zeros(len(values), dtype=bool)
+    if pa.types.is_floating(kind) or pa.types.is_decimal(kind):
         numbers = values.cast(pa.float64(), safe=False)
+        if pc.all(pc.is_finite(numbers)).as_py() is not False:  # the usual case: nothing to null
+            return numbers, np.zeros(len(values), dtype=bool)
         numbers = pc.if_else(pc.is_nan(numbers), pa.scalar(None, pa.float64()), numbers)
         bad = _mask(pc.is_inf(numbers))
         return _only(numbers, ~bad), bad

@@ -114,6 +114,29 @@ def test_every_row_gets_reasons_on_request_and_a_frame_model_explains_only_the_r
         score_frame(_bundle(models), rows, reasons="some")
 
 
+def test_a_rule_with_reasons_none_leaves_its_rows_unexplained(models: dict[str, CountingModel]) -> None:
+    """An offer rule that says `reasons: none` costs no attributions; the other model's rows still get them,
+    and a request for every row's reasons still gets them all."""
+    import yaml
+
+    from playerguard.inference.policy import Policy, default_policy_path
+
+    data = yaml.safe_load(default_policy_path().read_text())
+    data["models"]["purchase"]["rules"][0]["reasons"] = "none"
+    bundle = Bundle(path=Path("in-memory"), manifest=_bundle(models).manifest, models=models,
+                    policy=Policy.from_dict(data))  # fmt: skip
+    rows = _players(200, 7).assign(days_since_last_event=1.0)
+    results = score_frame(bundle, rows)
+    offers = [r for r in results if any(a["action"] == "purchase_offer" for a in r["actions"])]
+    retained = [r for r in results if any(a["action"] == "retention_offer" for a in r["actions"])]
+    assert offers and retained  # both rules fire on these rows
+    assert all(r["reasons"]["purchase"] == [] for r in results)
+    assert all(1 <= len(r["reasons"]["churn"]) <= 3 for r in retained)
+    assert [r["actions"] for r in results] == [r["actions"] for r in score_frame(_bundle(models), rows)]
+    everywhere = score_frame(bundle, rows, reasons="all")
+    assert all(1 <= len(r["reasons"]["purchase"]) <= 3 for r in everywhere)
+
+
 def test_scores_table_flattens_results_for_batch_output(models: dict[str, CountingModel]) -> None:
     results = score_frame(_bundle({"churn": models["churn"]}), _players(30, 4))
     table = scores_table(results)

@@ -84,6 +84,7 @@ def _rules(**rule: object) -> dict:
         (_rules(severity="critical"), "severity must be one of"),
         (_rules(cooldown="soon"), "cooldown must be a duration"),
         (_rules(colour="red"), "unknown key 'colour'"),
+        (_rules(reasons="approximate"), r"rules\[0\]\.reasons must be one of exact, none, got 'approximate'"),
         ({"models": {"cheating": {"rules": []}}}, "unknown model 'cheating'"),
         ({"models": {"churn": {"rules": []}}}, "rules must be a non-empty list"),
         ({"models": {"churn": {"rules": [{"action": "retention_offer", "severity": "low"}]}}}, "has no threshold"),
@@ -248,3 +249,14 @@ def test_a_budget_is_per_model_and_action_whichever_rule_takes_it() -> None:
     )  # fmt: skip
     assert policy.daily_budget("churn", "retention_offer") == 0  # 0: offers decided and recorded, none sent
     assert policy.daily_budget("churn", "review") is None
+
+
+def test_rules_explain_their_rows_unless_they_say_reasons_none() -> None:
+    policy = Policy.from_dict(
+        {"models": {"churn": {"rules": [
+            {"threshold": 0.8, "action": "review", "severity": "medium"},
+            {"threshold": 0.6, "action": "retention_offer", "severity": "low", "reasons": "none"},
+        ]}}}
+    )  # fmt: skip
+    assert policy.explains("churn", "review") and not policy.explains("churn", "retention_offer")
+    assert load_policy().explains("churn", "retention_offer")  # the packaged policy explains every action
