@@ -23,7 +23,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {
             "LocalEndpoint", "ban_list", "build_features", "build_training_set", "bundle", "champions", "check_source",
             "cutoffs", "drift", "explain", "feature_sql", "flags", "ground_truth", "ingest", "lake_info",
             "models", "open_lake", "promote", "replay", "results", "review_flag", "score", "serve",
-            "simulate", "sql", "suggest_features", "train", "training_set_as_of_run", "write_scores",
+            "simulate", "sql", "suggest_features", "suppressed_flags", "train", "training_set_as_of_run",
+            "write_scores",
         )
     },
     "Settings": ("playerguard.settings", "Settings"),

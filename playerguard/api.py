@@ -48,8 +48,8 @@ if TYPE_CHECKING:
 __all__ = [
     "LocalEndpoint", "build_features", "build_training_set", "bundle", "champions", "check_source", "cutoffs",
     "drift", "explain", "feature_sql", "flags", "ground_truth", "ingest", "lake_info", "models", "open_lake",
-    "promote", "replay", "results", "review_flag", "score", "serve", "simulate", "sql", "train",
-    "write_scores",
+    "promote", "replay", "results", "review_flag", "score", "serve", "simulate", "sql", "suppressed_flags",
+    "train", "write_scores",
 ]  # fmt: skip
 
 Home = str | os.PathLike[str] | Settings | None
@@ -623,6 +623,28 @@ def flags(
     return pd.DataFrame(
         [{**e.flag.to_message(), "status": e.status, "reviewed_at": e.reviewed_at} for e in entries]
     )
+
+
+def suppressed_flags(day: str | None = None, *, limit: int = 10_000, home: Home = None) -> pd.DataFrame:
+    """The flags the daily budget held back (the flag message and `reason`), highest value at risk first;
+    `day` (YYYY-MM-DD) for one UTC day. What `playerguard flags suppressed` lists."""
+    import pandas as pd
+
+    from playerguard.stream.notifiers.local import OutboxNotifier
+
+    if day is not None:
+        try:
+            date.fromisoformat(day)
+        except (TypeError, ValueError):
+            raise DataError(f"day must be a date, YYYY-MM-DD, got {day!r}") from None
+    outbox = OutboxNotifier.from_home(_settings(home).home)
+    if not outbox.path.exists():
+        return pd.DataFrame()
+    try:
+        held = outbox.suppressions(day=day, limit=limit)
+    finally:
+        outbox.close()
+    return pd.DataFrame([{**s.flag.to_message(), "reason": s.reason} for s in held])
 
 
 def review_flag(flag_id: str, verdict: str, *, home: Home = None) -> dict[str, Any]:

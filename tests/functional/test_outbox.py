@@ -317,3 +317,17 @@ def test_concurrent_label_exports_never_collide(tmp_path: Path) -> None:
     assert labels.num_rows == 20 and sum(labels.column("label").to_pylist()) == 10
     assert [p.name for p in (tmp_path / "labels").iterdir() if p.suffix == ".tmp"] == []
     box.close()
+
+
+def test_the_api_lists_what_the_budget_held_back(budgeted: OutboxNotifier, tmp_path: Path) -> None:
+    import playerguard as pg
+
+    assert pg.suppressed_flags(home=tmp_path / "elsewhere").empty  # no outbox yet: nothing held back
+    values = [1, 9, 4, 7, 2]
+    budgeted.publish([_offer(f"e{i}", f"p{i}", value, T0 + timedelta(hours=i)) for i, value in enumerate(values)])
+    held = pg.suppressed_flags(home=tmp_path)
+    assert held["player_id"].tolist() == ["p4", "p0"] and set(held["reason"]) == {"over daily budget"}
+    assert held["value_at_risk"].tolist() == [2.0, 1.0]
+    assert pg.suppressed_flags("2026-02-02", home=tmp_path).empty
+    with pytest.raises(DataError, match="day must be a date, YYYY-MM-DD, got '2026-13-01'"):
+        pg.suppressed_flags("2026-13-01", home=tmp_path)
