@@ -259,26 +259,19 @@ def _cutoff(value: Any) -> datetime | None:
     return stamp
 
 
-def _events_list(value: Any, where: str, limits: Limits, *, checked: bool = True) -> list[dict[str, Any]]:
-    """`value` as a list of events; each checked by `_check_event` unless `checked` is False (the caller
-    checks them in its own pass)."""
+def _events_list(value: Any, where: str, limits: Limits) -> list[dict[str, Any]]:
     if not isinstance(value, list):
         raise RequestError(f"{where} must be a list of event objects", "invalid_events")
-    if checked:
-        for i, event in enumerate(value):
-            if type(event) is not dict or len(event) > limits.max_attributes:
-                _check_event(event, f"{where}[{i}]", limits)
+    for i, event in enumerate(value):
+        if isinstance(event, dict) and len(event) <= limits.max_attributes:
+            continue  # the usual case, without building a message
+        _object(event, f"{where}[{i}]")
+        if len(event) > limits.max_attributes:
+            raise RequestError(
+                f"{where}[{i}] has {len(event)} keys, over the limit of {limits.max_attributes} per event",
+                "too_many_attributes",
+            )
     return value
-
-
-def _check_event(event: Any, where: str, limits: Limits) -> None:
-    """RequestError unless `event` is an object within the attribute limit."""
-    _object(event, where)
-    if len(event) > limits.max_attributes:
-        raise RequestError(
-            f"{where} has {len(event)} keys, over the limit of {limits.max_attributes} per event",
-            "too_many_attributes",
-        )
 
 
 def _parse_instances(items: list[Any], names: Sequence[str], limits: Limits) -> ParsedRequest:
@@ -333,14 +326,11 @@ def _parse_instances(items: list[Any], names: Sequence[str], limits: Limits) -> 
 
 
 def _parse_events(document: dict[str, Any], limits: Limits) -> ParsedRequest:
-    events = _events_list(document["events"], "events", limits, checked=False)
+    events = _events_list(document["events"], "events", limits)
     _check_count(len(events), limits.max_events, "events")
     players: dict[str, None] = {}
     normalized = []
-    most = limits.max_attributes
     for i, event in enumerate(events):
-        if type(event) is not dict or len(event) > most:
-            _check_event(event, f"events[{i}]", limits)
         given = event.get("player_id")
         # the usual id, a string, is checked inline: a call and an error text per event cost more than it
         player = given.strip() if type(given) is str else None

@@ -200,7 +200,7 @@ def test_one_scan_over_an_in_memory_table_equals_the_oracle(active_within: int |
     with duckdb.connect() as connection:
         connection.register("events", table)
         got = query.finalize(connection.execute(transpile_to_duckdb(query.sql), list(query.params)).df())
-    for k, cutoff in enumerate(cutoffs):
+    for cutoff in cutoffs:
         at = got.loc[got["cutoff"] == pd.Timestamp(cutoff)].reset_index(drop=True)
         want = oracle_features(events, EVERY_KIND, cutoff, lookback_days=4, active_within_days=active_within)
         assert_matches_oracle(at, want, EVERY_KIND.feature_names)
