@@ -10,7 +10,8 @@ raw-events path, and under load.
    and served with `mlflow models serve --env-manager local --workers N`; ours (`playerguard serve --workers
    N`, the same N) scores all three models with reasons and policy actions. Same 100-record requests, same
    run: requests/s with one client (sequential, alternating rounds) and with `--clients` concurrent clients.
-   Goal: ours >= 3x mlflow's requests/s in both (10x the aim).
+   Goal: ours >= 3x mlflow's requests/s in both (10x the aim). Without `--bundle`, a third server scores
+   with the same models and the policy's offer rules at `reasons: none`.
 2. In-process: a 100-record request through `score_request` (parse, features, three models, policy, and
    exact TreeSHAP reasons for the rows the policy acts on, the default) vs the three boosters' own
    `inplace_predict` on the same rows (numpy, one thread), interleaved; also the exact TreeSHAP part alone
@@ -46,6 +47,7 @@ from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+OFFERS = frozenset({"retention_offer", "purchase_offer"})
 
 
 def free_port() -> int:
@@ -149,11 +151,25 @@ def concurrent(target: Target, clients: int, seconds: float) -> tuple[int, int, 
     return len(latencies), errors[0], latencies
 
 
-def build_bundle(directory: Path) -> Path:
+def build_bundles(directory: Path) -> tuple[Path, Path]:
+    """The bench's bundle, and the same models with the policy's offer rules at `reasons: none`."""
+    import yaml
+
+    from playerguard.inference.policy import default_policy_path
+
     sys.path.insert(0, str(ROOT / "tests"))
     from endpoint_fixtures import bundle_models, fit_test_models
 
-    return bundle_models(fit_test_models(directory, rows=5000, seed=1, full_size=True), directory / "bundle")
+    models = fit_test_models(directory, rows=5000, seed=1, full_size=True)
+    policy = yaml.safe_load(default_policy_path().read_text())
+    for model in policy["models"].values():
+        for rule in model["rules"]:
+            if rule["action"] in OFFERS:
+                rule["reasons"] = "none"
+    quiet_policy = directory / "offers-unexplained.yaml"
+    quiet_policy.write_text(yaml.safe_dump(policy))
+    return (bundle_models(models, directory / "bundle"),
+            bundle_models(models, directory / "bundle-offers-unexplained", policy_path=quiet_policy))  # fmt: skip
 
 
 def start_ours(bundle: Path, port: int, workers: int) -> subprocess.Popen:
@@ -202,26 +218,30 @@ def interleaved(calls: dict[str, Callable[[], object]], repeats: int) -> dict[st
     return {name: statistics.median(values) for name, values in timings.items()}
 
 
-def compare_mlflow(ours: Target, theirs: Target, args: argparse.Namespace) -> None:
-    sequential(ours, 20), sequential(theirs, 20)  # warm up
-    latencies: dict[str, list[float]] = {ours.name: [], theirs.name: []}
+def compare_mlflow(ours: list[Target], theirs: Target, args: argparse.Namespace) -> None:
+    """Each of `ours` against mlflow: one client in alternating rounds, then `--clients` concurrent ones."""
+    targets = [*ours, theirs]
+    for target in targets:
+        sequential(target, 20)  # warm up
+    latencies: dict[str, list[float]] = {target.name: [] for target in targets}
     for _ in range(args.rounds):
-        for target in (ours, theirs):
+        for target in targets:
             latencies[target.name] += sequential(target, args.requests)
     print(f"\n1. vs mlflow, {args.workers} worker(s) each, 100-record requests (load average {os.getloadavg()}):")
     single = {}
     for name, values in latencies.items():
         single[name] = len(values) / sum(values)
         print(f"   1 client, {args.rounds} x {args.requests} sequential: " + report(name, values, len(values), sum(values)))
-    print(f"   throughput ratio ours/mlflow, 1 client: {single[ours.name] / single[theirs.name]:.2f}x (goal >= 3x)")
     rates = {}
-    for target in (ours, theirs):
+    for target in targets:
         completed, errors, values = concurrent(target, args.clients, args.throughput_seconds)
         rates[target.name] = completed / args.throughput_seconds
         print(f"   {args.clients} clients, {args.throughput_seconds:.0f} s: "
               + report(target.name, values, completed, args.throughput_seconds) + f", {errors} errors")
-    print(f"   throughput ratio ours/mlflow, {args.clients} clients: {rates[ours.name] / rates[theirs.name]:.2f}x "
-          f"(goal >= 3x) | load average {os.getloadavg()}")
+    for target in ours:
+        print(f"   {target.name} / mlflow: {single[target.name] / single[theirs.name]:.2f}x with 1 client, "
+              f"{rates[target.name] / rates[theirs.name]:.2f}x with {args.clients} (goal >= 3x)")
+    print(f"   load average {os.getloadavg()}")
 
 
 def in_process(served: object, body: bytes, frame: object, repeats: int) -> None:
@@ -269,9 +289,8 @@ def offers_unexplained(served: object) -> object:
     """The served bundle with its policy's offer rules set to `reasons: none`."""
     from dataclasses import replace
 
-    offers = {"retention_offer", "purchase_offer"}
     policy = served.bundle.policy
-    rules = {model: tuple(replace(rule, explained=rule.action not in offers) for rule in model_rules)
+    rules = {model: tuple(replace(rule, explained=rule.action not in OFFERS) for rule in model_rules)
              for model, model_rules in policy.rules.items()}  # fmt: skip
     return replace(served, bundle=replace(served.bundle, policy=replace(policy, rules=rules)))
 
@@ -332,7 +351,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
-        bundle = args.bundle or build_bundle(work)
+        bundle, quiet_bundle = (args.bundle, None) if args.bundle else build_bundles(work)
         served = load_serving_bundle(bundle)
         sys.path.insert(0, str(ROOT / "tests"))
         from endpoint_fixtures import as_records, synthetic_features
@@ -352,19 +371,22 @@ def main() -> None:
         in_process(served, ours_body, frame, args.repeats)
         events_path(served, 100, max(10, args.repeats // 4))
 
-        ours_port, mlflow_port = free_port(), free_port()
+        ours_port, mlflow_port, quiet_port = free_port(), free_port(), free_port()
         mlflow_env = dict(os.environ)
         if args.mlflow_omp_threads:
             mlflow_env["OMP_NUM_THREADS"] = args.mlflow_omp_threads
         processes = [start_ours(bundle, ours_port, args.workers),
                      start_mlflow(churn.booster_, work, mlflow_port, mlflow_env, args.workers)]
+        if quiet_bundle is not None:  # the same models, offer rules at `reasons: none`
+            processes.append(start_ours(quiet_bundle, quiet_port, args.workers))
         try:
-            wait_until_up(ours_port, "/ping", processes[0])
-            wait_until_up(mlflow_port, "/ping", processes[1])
+            for port, process in zip((ours_port, mlflow_port, quiet_port), processes, strict=False):
+                wait_until_up(port, "/ping", process)
             time.sleep(3)  # every worker up, not only the first to answer /ping
             ours = Target("playerguard serve (3 models + reasons + policy)", ours_port, "/invocations", ours_body)
             theirs = Target("mlflow models serve (churn booster only)", mlflow_port, "/invocations", mlflow_body)
-            compare_mlflow(ours, theirs, args)
+            quiet = Target("playerguard serve, offer rules at reasons: none", quiet_port, "/invocations", ours_body)
+            compare_mlflow([ours, quiet] if quiet_bundle is not None else [ours], theirs, args)
             http_overhead(ours, args.requests)
             if args.duration > 0:
                 completed, errors, values = concurrent(ours, 8, args.duration)

@@ -68,11 +68,14 @@ def fit_test_models(directory: Path, rows: int = 600, seed: int = 0, *, full_siz
     return saved
 
 
-def bundle_models(models: dict[str, Path], directory: Path, version: str = "1") -> Path:
-    """A bundle of saved models (default feature set and policy), every model at registry `version`."""
+def bundle_models(
+    models: dict[str, Path], directory: Path, version: str = "1", policy_path: Path | None = None
+) -> Path:
+    """A bundle of saved models (default feature set; the default policy unless `policy_path`), every model at
+    registry `version`."""
     sources = [ModelSource(name, path, version=version, registered_name=f"playerguard-{name}")
                for name, path in models.items()]
-    return write_bundle(directory, sources, feature_set="default")
+    return write_bundle(directory, sources, feature_set="default", policy_path=policy_path)
 
 
 def build_test_bundle(directory: Path, rows: int = 600, seed: int = 0) -> Path:
