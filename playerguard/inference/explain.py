@@ -50,6 +50,8 @@ class Explanation:
     population: int
     """How many players were scored at the cutoff: what `typical` and `percentile` compare against."""
     notes: list[str] = field(default_factory=list)
+    suppressed: list[dict[str, Any]] = field(default_factory=list)
+    """Actions the daily budget holds back at this cutoff, as batch scoring does, each with its `reason`."""
 
     def reasons_frame(self) -> pd.DataFrame:
         """The reasons as a table, one row per reason."""
@@ -66,6 +68,7 @@ class Explanation:
             "reasons": [asdict(r) for r in self.reasons],
             "population": self.population,
             "notes": self.notes,
+            "suppressed": self.suppressed,
         }
 
     def __str__(self) -> str:
@@ -74,6 +77,8 @@ class Explanation:
             lines.append(f"  {model:13} {score:.3f}  (version {self.model_versions.get(model, '-')})")
         taken = ", ".join(f"{a['action']} ({a['model']}, {a['severity']})" for a in self.actions)
         lines.append(f"actions: {taken or 'none'}")
+        for held in self.suppressed:
+            lines.append(f"held back: {held['action']} ({held['model']}): {held['reason']}")
         for r in self.reasons:
             shown = r.reason if r.feature in (None, r.reason) else f"{r.reason} ({r.feature})"
             lines.append(
@@ -164,6 +169,7 @@ def explain_player(
             f"({len(features):,} players have one)"
         )
     scored = score_frame(bundle, row.head(1), top_k=top_k, reasons="all")[0]
+    actions, suppressed, budget_notes = _within_budgets(bundle, features, player_id, scored["actions"])
     reasons = []
     for model, model_reasons in scored["reasons"].items():
         rules = _rule_features(bundle.models[model])
@@ -176,22 +182,53 @@ def explain_player(
         cutoff=normalize_cutoff(cutoff),
         scores={model: float(score) for model, score in scored["scores"].items()},
         model_versions=dict(scored["model_versions"]),
-        actions=list(scored["actions"]),
+        actions=list(actions),
         reasons=reasons,
         population=len(features),
-        notes=[f"{name}: no champion model, not scored" for name in MODEL_NAMES if name not in bundle.models],
+        notes=[f"{name}: no champion model, not scored" for name in MODEL_NAMES if name not in bundle.models]
+        + budget_notes,
+        suppressed=suppressed,
     )
+
+
+def _within_budgets(
+    bundle: Bundle, features: pd.DataFrame, player_id: str, actions: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+    """The player's actions as batch scoring leaves them at this cutoff: an action with a daily budget is
+    ranked against the whole population's (`offers.admit_within_budgets`). Returns the admitted actions, the
+    held-back ones with their reason, and a note per budgeted action."""
+    from playerguard.inference.offers import admit_within_budgets
+    from playerguard.inference.scoring import score_frame
+
+    policy = bundle.policy
+    taken = [(a["model"], a["action"]) for a in actions]
+    budgeted = [(model, action) for model, action in taken if policy.daily_budget(model, action) is not None]
+    if not budgeted:
+        return actions, [], []
+    rows = score_frame(bundle, features, reasons="acted")
+    counts = admit_within_budgets(rows, policy)
+    mine = next(r for r in rows if str(r["player_id"]) == player_id)
+    held = {(a["model"], a["action"]) for a in mine["suppressed"]}
+    notes = [
+        f"{model} {action}: {'held back' if (model, action) in held else 'admitted'} by the daily budget, "
+        f"which admits {counts[model, action][1]:,} of the {counts[model, action][0]:,} players eligible at "
+        "this cutoff (highest value first)"
+        for model, action in budgeted
+    ]
+    return mine["actions"], mine["suppressed"], notes
 
 
 def score_rows(explanation: Explanation) -> list[dict[str, Any]]:
     """One row per model for a printed table: score, model version and the action the policy takes."""
     acted = {a["model"]: a for a in explanation.actions}
+    held = {a["model"]: a for a in explanation.suppressed}
     return [
         {
             "model": model,
             "score": score,
             "version": explanation.model_versions.get(model),
-            "action": acted[model]["action"] if model in acted else "",
+            "action": acted[model]["action"] if model in acted else (
+                f"{held[model]['action']} (held back)" if model in held else ""),
             "severity": acted[model]["severity"] if model in acted else "",
         }
         for model, score in explanation.scores.items()

@@ -151,3 +151,33 @@ def test_the_explain_command_refuses_a_cutoff_past_the_lake(lake: Settings, bund
     assert outcome.returncode == 2, outcome.stderr
     lines = outcome.stderr.strip().splitlines()
     assert len(lines) == 1 and "the lake holds events from 2026-01-01" in lines[0]
+
+
+def test_a_daily_budget_holds_back_in_explain_what_batch_scoring_holds_back(
+    lake: Settings, tmp_path: Path
+) -> None:
+    """Budgeted actions are ranked against the population, as `score` ranks them: explain agrees with the
+    batch `suppressed` column, player by player, and says which way the budget went."""
+    import yaml
+    from endpoint_fixtures import bundle_models, fit_test_models
+
+    from playerguard.inference.batch import score_cutoff
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(yaml.safe_dump({"models": {"churn": {"rules": [
+        {"threshold": 0.0, "action": "retention_offer", "severity": "low", "daily_budget": 2}]}}}))  # fmt: skip
+    bundle = load_bundle(bundle_models(fit_test_models(tmp_path), tmp_path / "bundle", policy_path=policy))
+    table = score_cutoff(lake, CUTOFF, bundle=bundle).table
+    held = table.loc[table["suppressed"] != "[]", "player_id"].tolist()
+    admitted = table.loc[table["actions"] != "[]", "player_id"].tolist()
+    assert len(admitted) == 2 and len(held) == len(table) - 2
+    for player in [*admitted, held[0]]:
+        explanation = explain_player(lake, player, CUTOFF, bundle=bundle)
+        verdict = "held back" if player in held else "admitted"
+        assert [a["action"] for a in explanation.actions] == ([] if player in held else ["retention_offer"])
+        assert [(a["action"], a["reason"]) for a in explanation.suppressed] == (
+            [("retention_offer", "over daily budget")] if player in held else [])
+        assert any(f"retention_offer: {verdict} by the daily budget, which admits 2 of the {len(table)}" in note
+                   for note in explanation.notes)  # fmt: skip
+        if player in held:
+            assert "held back: retention_offer (churn): over daily budget" in str(explanation)
