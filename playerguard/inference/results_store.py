@@ -21,7 +21,8 @@ from playerguard.settings import Settings
 SCORES_TABLE = "player_scores"
 FLAGS_TABLE = "player_flags"
 PARTITION = "cutoff_date"
-_GLUE_TYPES = {"cutoff": "timestamp", "scored_at": "timestamp", "score": "double", "threshold": "double"}
+_GLUE_TYPES = {"cutoff": "timestamp", "scored_at": "timestamp", "score": "double", "threshold": "double",
+               "value_at_risk": "double"}
 _GLUE_TYPES |= {f"{m}_score": "double" for m in MODEL_NAMES}
 
 
@@ -70,7 +71,7 @@ class LocalResults:
             if not any(self.table_dir(table).glob(f"{PARTITION}=*/*.parquet")):
                 raise DataError(f"no {table} written yet under {self.root}; score with --to-lake first")
             con.execute(
-                f"CREATE VIEW \"{table}\" AS SELECT * FROM read_parquet('{pattern}', "
+                f"CREATE VIEW \"{table}\" AS SELECT * FROM read_parquet('{pattern}', union_by_name = true, "
                 f"hive_partitioning = true, hive_types = {{'{PARTITION}': VARCHAR}})"
             )
         return con

@@ -6,7 +6,8 @@ Two tables, partitioned by `cutoff_date` (YYYY-MM-DD, a string as in Glue):
   `scored_at`.
 - `player_flags`: one row per action the policy took: `flag_id` (deterministic from the cutoff, player,
   model and model version), `player_id`, `cutoff`, `model`, `action`, `severity`, `score`, `threshold`,
-  `model_version`, `reasons` (that model's top reasons as JSON), `scored_at`.
+  `value_at_risk` (a ranked offer's, else null), `model_version`, `reasons` (that model's top reasons as
+  JSON), `scored_at`. Partitions written before `value_at_risk` existed read it as null.
 
 Writing a cutoff replaces that cutoff's partition and leaves the others alone, so scoring a day again is
 idempotent (two cutoffs on one day share a partition: the later write wins). Locally the tables are
@@ -18,6 +19,7 @@ in the Glue database.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -26,6 +28,7 @@ import pandas as pd
 from playerguard.backends import backend_for
 from playerguard.errors import DataError
 from playerguard.inference.flags import make_flag_id
+from playerguard.inference.offers import VALUE_AT_RISK
 from playerguard.inference.results_store import FLAGS_TABLE, SCORES_TABLE, ResultsStore
 from playerguard.model_names import MODEL_NAMES
 from playerguard.settings import Settings
@@ -33,7 +36,7 @@ from playerguard.settings import Settings
 SCORE_COLUMNS = ("player_id", "cutoff", *(f"{m}_score" for m in MODEL_NAMES), "actions", "reasons",
                  "model_versions", "scored_at")  # fmt: skip
 FLAG_COLUMNS = ("flag_id", "player_id", "cutoff", "model", "action", "severity", "score", "threshold",
-                "model_version", "reasons", "scored_at")  # fmt: skip
+                "value_at_risk", "model_version", "reasons", "scored_at")  # fmt: skip
 
 
 def _utc(moment: datetime | pd.Timestamp) -> pd.Timestamp:
@@ -85,6 +88,7 @@ def flags_frame(scores: pd.DataFrame, cutoff: pd.Timestamp, scored_at: datetime)
                     "severity": taken.get("severity") or "medium",
                     "score": float(taken["score"]),
                     "threshold": float(taken["threshold"]),
+                    "value_at_risk": float(taken.get(VALUE_AT_RISK, math.nan)),
                     "model_version": version,
                     "reasons": json.dumps(reasons.get(model) or []),
                     "scored_at": _utc(scored_at),
@@ -92,7 +96,7 @@ def flags_frame(scores: pd.DataFrame, cutoff: pd.Timestamp, scored_at: datetime)
             )
     frame = pd.DataFrame(rows, columns=list(FLAG_COLUMNS))
     types = {"cutoff": "datetime64[us, UTC]", "scored_at": "datetime64[us, UTC]"}
-    return frame.astype(types | {"score": "float64", "threshold": "float64"})
+    return frame.astype(types | {"score": "float64", "threshold": "float64", "value_at_risk": "float64"})
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,7 @@ def scores(players: list[str], churn: float) -> pd.DataFrame:
         "score": churn,
         "threshold": 0.6,
         "severity": "low",
+        "value_at_risk": churn * 2,
     }
     return pd.DataFrame(
         {
@@ -107,7 +108,8 @@ def test_results_land_in_glue_partitions_and_a_cutoff_is_replaced_not_added(
     assert table.groupby("cutoff_date")["player_id"].count().to_dict() == {"2026-02-01": 3, "2026-02-08": 1}
     flags = wr.s3.read_parquet(store.table_uri(FLAGS_TABLE), dataset=True, boto3_session=session)
     assert flags["cutoff_date"].tolist() == ["2026-02-01"] * 3 and flags["flag_id"].is_unique
-    assert set(flags["model_version"]) == {"4"}
+    assert set(flags["model_version"]) == {"4"} and flags["value_at_risk"].tolist() == [1.4] * 3
+    assert wr.catalog.get_table_types(DATABASE, FLAGS_TABLE, boto3_session=session)["value_at_risk"] == "double"
 
 
 def gap_tables(session: boto3.Session, local: Path) -> None:

@@ -282,3 +282,35 @@ def test_local_write_back_replaces_one_cutoff_and_keeps_the_others(tmp_path: Pat
         write_results(settings, scores.assign(cutoff=[first, second]))
     with pytest.raises(DataError, match="made at 2026-02-01T00:00:00"):
         write_results(settings, scores.assign(cutoff=first), cutoff=second)
+
+
+def test_flags_carry_their_value_at_risk_and_older_partitions_still_read(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home")
+    offer = {"model": "churn", "action": "retention_offer", "score": 0.8, "threshold": 0.6, "severity": "low",
+             "value_at_risk": 3.5}  # fmt: skip
+    review = {"model": "inhuman_play", "action": "review", "score": 0.7, "threshold": 0.5, "severity": "medium"}
+    scores = pd.DataFrame(
+        {
+            "player_id": ["a", "b"],
+            "inhuman_play_score": [0.1, 0.7],
+            "churn_score": [0.8, 0.1],
+            "purchase_score": [np.nan, np.nan],
+            "actions": [json.dumps([offer]), json.dumps([review])],
+            "reasons": ["{}", "{}"],
+            "model_versions": ['{"churn": "2", "inhuman_play": "3"}'] * 2,
+        }
+    )
+    write_results(settings, scores, cutoff=datetime(2026, 2, 8, tzinfo=UTC))
+    store = LocalResults(settings.lake_dir)
+    older = pd.read_parquet(next(store.table_dir("player_flags").glob("*/*.parquet"))).drop(columns="value_at_risk")
+    (store.table_dir("player_flags") / "cutoff_date=2026-02-01").mkdir()  # written before the column existed
+    older.assign(player_id="old").to_parquet(store.table_dir("player_flags") / "cutoff_date=2026-02-01" / "part-0.parquet")
+    rows = store.connect().execute(
+        "SELECT cutoff_date, player_id, action, value_at_risk FROM player_flags ORDER BY 1, 3"
+    ).fetchall()
+    assert rows == [
+        ("2026-02-01", "old", "retention_offer", None),
+        ("2026-02-01", "old", "review", None),
+        ("2026-02-08", "a", "retention_offer", 3.5),
+        ("2026-02-08", "b", "review", None),
+    ]
